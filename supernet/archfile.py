@@ -1,0 +1,182 @@
+"""Arch files: the official JSON form, plain code lists, ground-truth records, split and merge.
+
+Official form: ``{"archN": {"arch": "<52 digits>", "acc": float, ...}}``. A plain list holds one
+code per line (``key code`` also accepted); its keys become ``archN`` by line order.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections import OrderedDict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from .runtime import atomic_write_json
+from .space import Arch, ArchCodeError, parse_code, parse_many
+
+OFFICIAL_45K_NAME = "CVPR_2022_NAS_Track1_test.json"
+
+
+class ArchFileError(ValueError):
+    """An arch file that cannot be read, or holds invalid codes (all reported together)."""
+
+
+def default_shared_dir() -> Path:
+    """``../shared`` next to this checkout (where the official data lives in development)."""
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+def read_entries(path: str | Path) -> "OrderedDict[str, dict]":
+    """Entries of an official-form JSON or a plain list, in file order; no code validation yet."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArchFileError(f"arch file {p} does not exist")
+    text = p.read_text()
+    if text.lstrip().startswith("{"):
+        try:
+            obj = json.loads(text, object_pairs_hook=OrderedDict)
+        except json.JSONDecodeError as e:
+            raise ArchFileError(f"{p} is not valid JSON: {e}") from e
+        out: OrderedDict[str, dict] = OrderedDict()
+        bad = []
+        for k, v in obj.items():
+            if isinstance(v, Mapping) and "arch" in v:
+                out[k] = dict(v)
+            elif isinstance(v, str):
+                out[k] = {"arch": v}
+            else:
+                bad.append(k)
+        if bad:
+            raise ArchFileError(f"{p}: {len(bad)} entries lack an 'arch' field, e.g. {bad[:5]}")
+        return out
+    out = OrderedDict()
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        key, code = (parts[0], parts[1]) if len(parts) >= 2 else (f"arch{len(out) + 1}", parts[0])
+        if key in out:
+            raise ArchFileError(f"{p}:{n}: duplicate key {key}")
+        out[key] = {"arch": code}
+    if not out:
+        raise ArchFileError(f"{p} holds no codes")
+    return out
+
+
+def read_archs(path: str | Path) -> "OrderedDict[str, Arch]":
+    """Validated archs by key; every invalid code is reported together, by key, before any work."""
+    entries = read_entries(path)
+    good, errors = parse_many([(k, v["arch"]) for k, v in entries.items()])
+    if errors:
+        shown = "\n  ".join(errors[:50]) + (f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else "")
+        raise ArchFileError(f"{path}: {len(errors)} invalid codes:\n  {shown}")
+    return OrderedDict((k, good[k]) for k in entries)
+
+
+def read_scores(path: str | Path) -> dict[str, float]:
+    """code (52-char) -> acc, for matching prediction and ground-truth files by code, not key."""
+    out: dict[str, float] = {}
+    for k, v in read_entries(path).items():
+        try:
+            code = parse_code(v["arch"]).code
+        except ArchCodeError as e:
+            raise ArchFileError(f"{path}: {k}: {e}") from e
+        if "acc" not in v:
+            raise ArchFileError(f"{path}: {k} has no 'acc'")
+        out[code] = float(v["acc"])
+    return out
+
+
+def write_official(path: str | Path, archs: Mapping[str, Arch | str], accs: Mapping[str, float] | None = None) -> None:
+    """Write the official form atomically (``acc`` 0.0 where none is given)."""
+    obj = OrderedDict()
+    for k, a in archs.items():
+        obj[k] = {"acc": float(accs[k]) if accs and k in accs else 0.0, "arch": a.code if isinstance(a, Arch) else a}
+    atomic_write_json(path, obj)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path``, so parallel runs can merge into one file safely."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def lookup_key(code: str, *files: str | Path) -> str | None:
+    """The key of ``code`` in the first of ``files`` (that exists) which holds it."""
+    for f in files:
+        if f and Path(f).is_file():
+            for k, v in read_entries(f).items():
+                try:
+                    if parse_code(v["arch"]).code == code:
+                        return k
+                except ArchCodeError:
+                    continue
+    return None
+
+
+def merge_gt_record(gt_file: str | Path, key: str, arch: Arch, acc: float, seed: int) -> dict:
+    """Add one standalone result to a ground-truth file (created if absent), under a lock.
+
+    Results are kept per seed; ``acc`` is their mean, as in ../shared/proxy_gt.
+    """
+    p = Path(gt_file)
+    with locked(p):
+        obj = read_entries(p) if p.is_file() else OrderedDict()
+        rec = obj.get(key, {"arch": arch.code})
+        if parse_code(rec["arch"]).code != arch.code:
+            raise ArchFileError(f"{p}: key {key} already holds another code {rec['arch']}")
+        per_seed = dict(rec.get("per_seed", {}))
+        per_seed[str(seed)] = round(float(acc), 4)
+        rec = {"arch": arch.code, "acc": round(sum(per_seed.values()) / len(per_seed), 4), "per_seed": per_seed}
+        obj[key] = rec
+        atomic_write_json(p, obj)
+    return rec
+
+
+def split_file(path: str | Path, n: int, out_dir: str | Path) -> list[Path]:
+    """Split an arch file into ``n`` contiguous parts ``part{i}.json`` (official form)."""
+    entries = read_entries(path)
+    keys = list(entries)
+    if not 1 <= n <= len(keys):
+        raise ArchFileError(f"cannot split {len(keys)} entries into {n} parts")
+    out = []
+    for i in range(n):
+        part = keys[i * len(keys) // n: (i + 1) * len(keys) // n]
+        dest = Path(out_dir) / f"part{i + 1}.json"
+        atomic_write_json(dest, OrderedDict((k, entries[k]) for k in part))
+        out.append(dest)
+    return out
+
+
+def merge_files(paths: list[str | Path], out: str | Path, order_from: str | Path | None = None) -> int:
+    """Merge official-form files into one (keys must not disagree); keys ordered like ``order_from``."""
+    merged: OrderedDict[str, dict] = OrderedDict()
+    for p in paths:
+        for k, v in read_entries(p).items():
+            if k in merged and merged[k] != v:
+                raise ArchFileError(f"{p}: key {k} disagrees with an earlier file ({merged[k]} vs {v})")
+            merged[k] = v
+    if order_from is not None:
+        ref = read_entries(order_from)
+        missing = [k for k in ref if k not in merged]
+        if missing:
+            raise ArchFileError(f"merged files lack {len(missing)} keys of {order_from}, e.g. {missing[:5]}")
+        merged = OrderedDict((k, merged[k]) for k in ref)
+    atomic_write_json(out, merged)
+    return len(merged)
+
+
+def official_45k_path(explicit: str | Path | None = None) -> Path | None:
+    """The official 45k file: an explicit path, $NAS_TRACK1_JSON, or ../shared/data; None if absent."""
+    for cand in (explicit, os.environ.get("NAS_TRACK1_JSON"), default_shared_dir() / "data" / OFFICIAL_45K_NAME):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None

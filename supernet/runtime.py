@@ -1,0 +1,103 @@
+"""Process-level plumbing: device, distributed context, logging, atomic files and JSON logs."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paddle
+import paddle.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int
+    world: int
+    device: str  # "cpu" or "gpu:N"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.startswith("gpu")
+
+
+def setup(device: str = "auto", seed: int | None = None) -> Context:
+    """Pick the device (GPU when built with CUDA and present), join the process group if launched."""
+    if device == "auto":
+        device = "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
+    world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+    rank = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+    if device == "gpu":
+        device = f"gpu:{int(os.environ.get('FLAGS_selected_gpus', os.environ.get('PADDLE_LOCAL_RANK', '0')).split(',')[0])}"
+    paddle.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_parallel_env()
+    if seed is not None:
+        paddle.seed(seed)
+    setup_logging(rank)
+    return Context(rank=rank, world=world, device=device)
+
+
+def setup_logging(rank: int = 0, level: int = logging.INFO) -> None:
+    """Log to stderr; ranks other than 0 only warn, so the console shows one story."""
+    root = logging.getLogger()
+    if getattr(root, "_resnet48_nas", False):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [rank{rank}] %(levelname)s %(message)s", "%H:%M:%S"))
+    root.handlers[:] = [handler]
+    root.setLevel(level if rank == 0 else logging.WARNING)
+    root._resnet48_nas = True  # type: ignore[attr-defined]
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.world > 1:
+        dist.barrier()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: never a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=indent) + "\n").encode())
+
+
+class JsonLog:
+    """Append-only JSON-lines log (one record per line, flushed), for curves and post-mortems."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **record: Any) -> None:
+        if self.path is None:
+            return
+        record.setdefault("time", round(time.time(), 3))
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
