@@ -263,7 +263,7 @@ class ImageDataset:
     def __init__(self, samples: list[tuple[str, int]], train: bool, size: int = 224) -> None:
         from paddle.vision import transforms as T  # PIL backend: no OpenCV needed
 
-        self.samples = samples
+        self.samples, self.size = samples, size
         if train:
             self.tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip()])
         else:
@@ -350,3 +350,23 @@ def build_loaders(dataset: str, batch_size: int, seed: int = 0, rank: int = 0, w
     va = [va[i] for i in subset(val_images, len(va), seed + 1)]
     return (DatasetBatches(ImageDataset(tr, True, input_size), batch_size, True, seed, rank, world, num_workers),
             DatasetBatches(ImageDataset(va, False, input_size), batch_size, False, seed, rank, world, num_workers))
+
+
+def calibration_images(train: ArrayLoader | DatasetBatches, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` fixed training images (seeded choice, no augmentation) for BN recalibration, decoded once."""
+    if isinstance(train, ArrayLoader):
+        idx = np.random.default_rng([seed, 7]).choice(len(train.images), min(n, len(train.images)), replace=False)
+        return train.images[idx]
+    samples = train.dataset.samples
+    order = np.random.default_rng([seed, 7]).permutation(len(samples))
+    plain = ImageDataset(samples, train=False, size=train.dataset.size)
+    out = []
+    for i in order:
+        item = plain[int(i)]
+        if item is not None:
+            out.append(item[0])
+            if len(out) == n:
+                break
+    if not out:
+        raise DataError("no readable training images for BN calibration")
+    return np.stack(out)

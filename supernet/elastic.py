@@ -48,12 +48,12 @@ class ElasticBatchNorm2D(nn.BatchNorm2D):
         if c == self._mean.shape[0]:
             mean, var, w, b = self._mean, self._variance, self.weight, self.bias
         else:
-            mean, var = self._mean[:c], self._variance[:c]
+            # Copies, not views: the write-back below must not touch a tensor autograd saved.
+            mean, var = self._mean[:c].clone(), self._variance[:c].clone()
             w, b = self.weight[:c], self.bias[:c]
         out = F.batch_norm(x, mean, var, w, b, training=self.training, momentum=self._momentum,
                            epsilon=self._epsilon, data_format=self._data_format)
         if self.training and c != self._mean.shape[0]:
-            # A slice may be a copy: write the updated statistics back explicitly.
             with paddle.no_grad():
                 self._mean[:c] = mean
                 self._variance[:c] = var

@@ -124,6 +124,11 @@ class SuperNet(ResNet48):
         self.full_arch = full
         self.arch = full
 
+    @staticmethod
+    def full_code() -> str:
+        """Code of the widest, deepest subnet (the full ResNet48)."""
+        return FULL_SPACE.largest().code
+
     def set_active(self, code: str | Arch) -> Arch:
         """Activate a subnet: its depths and, on every elastic layer, its output widths."""
         arch = code if isinstance(code, Arch) else parse_code(code)
@@ -183,7 +188,13 @@ def load_weights(model: nn.Layer, state: Mapping[str, object] | str, allow_slice
         state = paddle.load(state)
     problems = check_state_dict(model, state, allow_slice)
     if problems:
+        kinds = {k: sum(p.startswith(k) for p in problems) for k in ("missing", "unexpected", "shape")}
+        summary = ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
+        own = model.state_dict()
+        if not set(own) & set(state) and state:
+            summary += (f"; no name in common: the checkpoint has names like {next(iter(state))!r}, "
+                        f"this model like {next(iter(own))!r} (official names are expected)")
         shown = "\n  ".join(problems[:40]) + (f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else "")
-        raise ValueError(f"{what} does not fit this model ({len(problems)} mismatches):\n  {shown}")
+        raise ValueError(f"{what} does not fit this model ({summary}):\n  {shown}")
     own = model.state_dict()
     model.set_state_dict({k: slice_to(paddle.to_tensor(state[k]), own[k].shape) for k in own})

@@ -1,0 +1,193 @@
+"""Supernet training: the sandwich rule with in-place distillation, on any number of processes.
+
+Each step trains a list of subnets on the same batch (largest, smallest, N random), accumulating
+gradients, then takes one optimizer step (in ``train.fit``). The list is a pure function of
+(seed, step), so every rank samples the same subnets without communicating, and a resumed run
+samples what the uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import paddle
+import paddle.distributed as dist
+import paddle.nn.functional as F
+
+from . import checkpoint
+from .bn_calib import calibration_batches, preserved_bn_stats, recalibrate
+from .config import dump
+from .data import build_loaders, calibration_images
+from .resnet import ResNet48, SuperNet, load_weights
+from .runtime import Context, JsonLog, atomic_write_bytes
+from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, get_space, parse_code
+from .train import Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, fit, soft_cross_entropy, zero_init_last_bn
+
+log = logging.getLogger(__name__)
+
+
+def net_config(model_cfg: dict) -> NetConfig:
+    """The NetConfig of a config's ``model`` section (the proxy or ImageNet)."""
+    base = FMNIST28 if model_cfg["dataset"] == "fmnist" else IMAGENET
+    return NetConfig(base.in_channels, base.num_classes, model_cfg.get("width_divisor") or base.width_divisor,
+                     base.stem, base.input_size)
+
+
+@dataclass(frozen=True)
+class Sampled:
+    kind: str  # largest | smallest | random
+    arch: Arch
+
+
+def sandwich(space: SearchSpace, sw: dict, seed: int, step: int) -> list[Sampled]:
+    """The subnets of one step: a pure function of (seed, step), identical on every rank."""
+    rng = random.Random(f"sandwich-{seed}-{step}")
+    out = []
+    if sw["largest"]:
+        out.append(Sampled("largest", space.largest()))
+    if sw["smallest"]:
+        out.append(Sampled("smallest", space.smallest()))
+    out += [Sampled("random", space.sample(rng)) for _ in range(sw["num_random"])]
+    if not out:
+        raise ValueError("the sandwich samples no subnet: enable largest/smallest or set num_random > 0")
+    return out
+
+
+def _codes_hash(subnets: list[Sampled]) -> int:
+    return int(hashlib.sha256("".join(s.arch.code for s in subnets).encode()).hexdigest()[:12], 16)
+
+
+def ranks_agree(ctx: Context, value: int) -> bool:
+    """True when every rank holds the same ``value`` (a guard against diverging samplers)."""
+    if ctx.world == 1:
+        return True
+    t = paddle.to_tensor([value, -value], dtype="int64")
+    lo, hi = t.clone(), t.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    return bool((lo == hi).all())
+
+
+def build_teacher(sw: dict, cfg: NetConfig) -> ResNet48 | None:
+    if not sw["teacher"]:
+        return None
+    code = sw["teacher_code"] or SuperNet.full_code()
+    teacher = ResNet48.from_code(parse_code(code), cfg)
+    load_weights(teacher, sw["teacher"], what=f"teacher checkpoint {sw['teacher']}")
+    teacher.eval()
+    for p in teacher.parameters():
+        p.stop_gradient = True
+    return teacher
+
+
+def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int | None = None) -> Path:
+    """Train a supernet as ``cfg`` says; returns the output folder (checkpoints, logs, final weights)."""
+    m, d, t, sw = cfg["model"], cfg["data"], cfg["train"], cfg["sandwich"]
+    ncfg = net_config(m)
+    space = get_space(sw["space"])
+    out = Path(t["output_dir"])
+    if t["batch_size"] % ctx.world:
+        raise ValueError(f"train.batch_size {t['batch_size']} is not divisible by {ctx.world} processes")
+    train, val = build_loaders(m["dataset"], t["batch_size"] // ctx.world, t["seed"], ctx.rank, ctx.world,
+                               data_dir=d["data_dir"], image_dir=d["image_dir"], train_list=d["train_list"],
+                               val_list=d["val_list"], train_images=d["train_images"], val_images=d["val_images"],
+                               num_workers=d["num_workers"], input_size=ncfg.input_size)
+    if len(train) == 0:
+        raise ValueError(f"fewer training images than one global batch ({t['batch_size']})")
+
+    paddle.seed(t["seed"])
+    model = SuperNet(ncfg)
+    if t["zero_init_last_bn"]:
+        zero_init_last_bn(model)
+    if m["init"]:
+        load_weights(model, m["init"], what=f"model.init {m['init']}")
+    teacher = build_teacher(sw, ncfg)
+    steps = len(train) * t["epochs"]
+    sched = WarmupCosine(t["lr"] * t["batch_size"] / 256, int(t["warmup_epochs"] * len(train)), steps)
+    opt = build_optimizer(model, sched, t["momentum"], t["nesterov"], t["weight_decay"], t["grad_clip"])
+    amp = Amp(ctx.on_gpu and t["amp"])
+    net = paddle.DataParallel(model, find_unused_parameters=True) if ctx.world > 1 else model
+    run_desc = {k: v for k, v in cfg.items()}
+    run_desc["train"] = {k: v for k, v in t.items() if k not in ("output_dir", "save_every_steps", "log_every",
+                                                                 "keep_checkpoints")}
+    run_desc["world"] = ctx.world
+    fp = checkpoint.fingerprint(run_desc)
+    jlog = JsonLog(out / "log.jsonl" if ctx.is_main else None)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "config.yaml", dump(cfg).encode())
+    calib = None
+    if t["eval_codes"] and t["calib_batches"]:
+        calib = calibration_batches(calibration_images(train, t["calib_batches"] * train.batch_size, t["seed"]),
+                                    train.batch_size)
+    log.info("supernet on %s: %d steps/epoch x %d epochs, global batch %d, peak lr %.4f, space %s, sandwich %s, "
+             "%d process(es) on %s", m["dataset"], len(train), t["epochs"], t["batch_size"], sched.peak, space.name,
+             {k: sw[k] for k in ("largest", "smallest", "num_random", "inplace_distill")}, ctx.world, ctx.device)
+
+    def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
+        subnets = sandwich(space, sw, t["seed"], step)
+        if step % t["log_every"] == 0 and not ranks_agree(ctx, _codes_hash(subnets)):
+            raise RuntimeError(f"step {step}: ranks sampled different subnets; check that all nodes run one config")
+        with paddle.no_grad():
+            target = F.softmax(teacher(x), axis=-1) if teacher is not None else None
+        losses: dict[str, list] = {}
+        n = len(subnets)
+        for i, s in enumerate(subnets):
+            model.set_active(s.arch)
+            sync = net.no_sync() if ctx.world > 1 and i < n - 1 else contextlib.nullcontext()
+            with sync:
+                with amp.autocast():
+                    logits = net(x)
+                    ce = F.cross_entropy(logits, y, label_smoothing=t["label_smoothing"])
+                    kd_target = target
+                    if kd_target is None and sw["inplace_distill"] and s.kind != "largest" and "largest" in losses:
+                        kd_target = largest_probs
+                    if kd_target is None:
+                        loss = ce
+                    else:
+                        w = sw["distill_weight"]
+                        loss = w * soft_cross_entropy(logits, kd_target) + (1 - w) * ce
+                if s.kind == "largest":
+                    largest_probs = F.softmax(logits.detach().astype("float32"), axis=-1)
+                amp.backward(loss / n)
+            losses.setdefault(s.kind, []).append(loss.detach())
+        return {f"loss_{k}": paddle.add_n(v) / len(v) if len(v) > 1 else v[0] for k, v in losses.items()}
+
+    def on_epoch_end(epoch: int) -> dict:
+        if not t["eval_codes"]:
+            return {}
+        rec = {}
+        codes = [("largest", space.largest()), ("smallest", space.smallest())][: t["eval_codes"]]
+        with preserved_bn_stats(model):
+            for name, arch in codes:
+                model.set_active(arch)
+                if calib:
+                    recalibrate(model, calib)
+                rec[f"top1_{name}"] = round(evaluate(model, val, ctx, desc=f"eval {name}"), 3)
+        log.info("epoch %d: %s", epoch, rec)
+        return rec
+
+    result = fit(model, opt, sched, amp, train, step_fn,
+                 FitConfig(epochs=t["epochs"], ckpt_dir=str(out / "checkpoints"), save_every_steps=t["save_every_steps"],
+                           keep=t["keep_checkpoints"], log_every=t["log_every"], fingerprint=fp, resume=resume,
+                           max_steps=max_steps),
+                 ctx, jlog, extra_state=lambda: {"sampler": {"seed": t["seed"], "space": space.name}},
+                 on_epoch_end=on_epoch_end)
+    if ctx.is_main and result.epoch >= t["epochs"]:
+        save_supernet(model, cfg, out / "supernet.pdparams")
+        log.info("supernet weights: %s", out / "supernet.pdparams")
+    return out
+
+
+def save_supernet(model: SuperNet, cfg: dict, path: Path) -> None:
+    """Final weights (official names) plus the config beside them, which scoring checks against."""
+    import io
+
+    buf = io.BytesIO()
+    paddle.save(model.state_dict(), buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path.with_suffix(".yaml"), dump(cfg).encode())

@@ -1,0 +1,208 @@
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT, real_fmnist, run_env
+from supernet.bn_calib import bn_layers, calibration_batches, recalibrate
+from supernet.config import ConfigError, load_config
+from supernet.resnet import ResNet48, SuperNet, check_state_dict, load_weights
+from supernet.space import FMNIST28, FULL_SPACE, OFFICIAL_SPACE, iter_sample, parse_code
+from supernet.supernet_train import sandwich
+
+EXAMPLE = "1348311131310000332323230014143424241434543757770000"
+
+
+@pytest.fixture(scope="module")
+def trained_supernet():
+    """A supernet whose BN statistics and weights have moved away from their initial values."""
+    paddle.seed(0)
+    sn = SuperNet(FMNIST28)
+    sn.train()
+    opt = paddle.optimizer.SGD(0.05, parameters=sn.parameters())
+    rng = random.Random(0)
+    for _ in range(3):
+        sn.set_active(OFFICIAL_SPACE.sample(rng))
+        sn(paddle.randn([8, 1, 28, 28])).mean().backward()
+        opt.step()
+        opt.clear_grad()
+    sn.eval()
+    return sn
+
+
+def test_extracted_subnet_equals_supernet(trained_supernet):
+    sn = trained_supernet
+    x = paddle.randn([4, 1, 28, 28])
+    codes = [OFFICIAL_SPACE.largest(), OFFICIAL_SPACE.smallest(), FULL_SPACE.smallest(),
+             *iter_sample(OFFICIAL_SPACE, 3, seed=5), *iter_sample(FULL_SPACE, 2, seed=6)]
+    for a in codes:
+        sn.set_active(a)
+        y_super = sn(x).numpy()
+        sub = sn.extract(a)
+        assert sub.arch == a
+        np.testing.assert_allclose(sub(x).numpy(), y_super, rtol=1e-5, atol=1e-5)
+        n_sub = sum(int(np.prod(v.shape)) for v in sub.state_dict().values())
+        assert n_sub < sum(int(np.prod(v.shape)) for v in sn.state_dict().values()) or a == FULL_SPACE.largest()
+
+
+def test_untied_code_is_refused(trained_supernet):
+    untied = EXAMPLE[:7] + "5" + EXAMPLE[8:]
+    with pytest.raises(ValueError, match="stage 1 slot 1 conv2 code 5 differs from the stem code 1"):
+        trained_supernet.set_active(untied)
+    trained_supernet.set_active(EXAMPLE)  # a tied code still works afterwards
+
+
+def test_full_checkpoint_loads_into_supernet_and_runs_identically():
+    full = ResNet48.from_code(FULL_SPACE.largest(), FMNIST28)
+    full.eval()
+    sn = SuperNet(FMNIST28)
+    load_weights(sn, full.state_dict())
+    sn.eval()
+    sn.set_active(FULL_SPACE.largest())
+    x = paddle.randn([2, 1, 28, 28])
+    np.testing.assert_allclose(sn(x).numpy(), full(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_foreign_checkpoint_is_refused_with_a_list(tmp_path):
+    sn = SuperNet(FMNIST28)
+    small = ResNet48.from_code(OFFICIAL_SPACE.smallest(), FMNIST28)
+    path = tmp_path / "small.pdparams"
+    paddle.save(small.state_dict(), str(path))
+    with pytest.raises(ValueError) as e:
+        load_weights(sn, str(path))
+    msg = str(e.value)
+    assert "does not fit this model" in msg and "missing" in msg and "shape" in msg
+    problems = check_state_dict(sn, paddle.load(str(path)))
+    assert "missing: blocks.5.conv1.weight [16, 16, 3, 3]" in problems
+    assert "shape: blocks.20.conv1.weight checkpoint [90, 90, 3, 3] vs model [128, 128, 3, 3]" in problems
+    other = {k.replace("blocks", "layers"): v for k, v in sn.state_dict().items()}
+    with pytest.raises(ValueError, match="252 unexpected; no name in common.*'layers.0.conv.weight'"):
+        load_weights(sn, other)
+
+
+def test_recalibration_is_exact_average_over_batches():
+    paddle.seed(1)
+    sn = SuperNet(FMNIST28)
+    a = next(iter_sample(OFFICIAL_SPACE, 1, seed=9))
+    sn.set_active(a)
+    sn.eval()
+    images = np.random.default_rng(0).normal(size=(24, 1, 28, 28)).astype(np.float32)
+    batches = calibration_batches(images, 8)
+    assert len(batches) == 3
+    seen: dict[int, list] = {}
+    hooks = [bn.register_forward_pre_hook(lambda layer, inp, i=i: seen.setdefault(i, []).append(inp[0].numpy()))
+             for i, bn in enumerate(bn_layers(sn))]
+    recalibrate(sn, batches)
+    for h in hooks:
+        h.remove()
+    assert not sn.training  # mode restored
+    layers = bn_layers(sn)
+    assert len(seen) == 1 + 2 * sum(a.depths) + 3  # stem, two per block, three projections
+    for i, inputs in seen.items():
+        c = inputs[0].shape[1]
+        mean = np.mean([x.mean(axis=(0, 2, 3)) for x in inputs], axis=0)
+        var = np.mean([x.var(axis=(0, 2, 3)) for x in inputs], axis=0)
+        np.testing.assert_allclose(layers[i]._mean.numpy()[:c], mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layers[i]._variance.numpy()[:c], var, rtol=1e-4, atol=1e-5)
+    assert all(bn._momentum == 0.9 for bn in layers)  # restored
+
+
+def test_recalibration_of_plain_model_too():
+    m = ResNet48.from_code(EXAMPLE, FMNIST28)
+    images = np.random.default_rng(1).normal(size=(16, 1, 28, 28)).astype(np.float32)
+    recalibrate(m, calibration_batches(images, 16))
+    stem_in = m.blocks[0].conv(paddle.to_tensor(images)).numpy()
+    np.testing.assert_allclose(m.blocks[0].bn._mean.numpy(), stem_in.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+
+
+def test_sandwich_is_a_function_of_seed_and_step():
+    sw = {"largest": True, "smallest": True, "num_random": 2}
+    a = [s.arch.code for s in sandwich(OFFICIAL_SPACE, sw, 0, 17)]
+    b = [s.arch.code for s in sandwich(OFFICIAL_SPACE, sw, 0, 17)]
+    c = [s.arch.code for s in sandwich(OFFICIAL_SPACE, sw, 0, 18)]
+    assert a == b and a != c
+    assert a[0] == OFFICIAL_SPACE.largest().code and a[1] == OFFICIAL_SPACE.smallest().code
+    assert all(OFFICIAL_SPACE.contains(parse_code(x)) for x in a)
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = load_config(ROOT / "configs" / "fmnist_baseline.yaml", ["train.epochs=3", "sandwich.teacher=null"])
+    assert cfg["train"]["epochs"] == 3 and cfg["sandwich"]["num_random"] == 2 and not cfg["sandwich"]["largest"]
+    assert cfg["train"]["batch_size"] == 128  # from the base file
+    with pytest.raises(ConfigError, match="unknown config key train.epoch"):
+        load_config(ROOT / "configs" / "fmnist_sandwich.yaml", ["train.epoch=3"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sandwich:\n  nmu_random: 3\n")
+    with pytest.raises(ConfigError, match="sandwich.nmu_random"):
+        load_config(bad)
+    for f in (ROOT / "configs").glob("*.yaml"):
+        load_config(f)
+
+
+TINY = ["-o", "data.train_images=256", "-o", "data.val_images=200", "-o", "train.batch_size=32",
+        "-o", "train.epochs=2", "-o", "train.log_every=2"]
+
+
+def test_train_supernet_sh_under_launch_with_two_processes(tmp_path):
+    real_fmnist()
+    out = tmp_path / "sn"
+    env = {**run_env(), "NPROC": "2", "LOG_DIR": str(tmp_path / "launch")}
+    r = subprocess.run(["bash", str(ROOT / "train_supernet.sh"), "configs/fmnist_sandwich.yaml", *TINY,
+                        "-o", f"train.output_dir={out}", "-o", "train.eval_codes=1"],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "launch").glob("workerlog.*")))
+    assert r.returncode == 0, logs[-4000:]
+    assert "2 process(es)" in logs
+    records = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert {"loss_largest", "loss_smallest", "loss_random", "lr", "img_per_s"} <= set(train[0])
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+    assert (out / "supernet.pdparams").is_file() and (out / "supernet.yaml").is_file()
+    # the ranks-agree guard ran at every logged step; a divergence would have failed the run
+    assert "ranks sampled different subnets" not in logs
+
+
+def test_supernet_resume_after_kill_gives_same_weights(tmp_path):
+    real_fmnist()
+    common = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_sandwich.yaml"),
+              *TINY, "-o", "train.save_every_steps=3", "-o", "train.eval_codes=0"]
+    ref = subprocess.run(common + ["-o", f"train.output_dir={tmp_path / 'ref'}"], env=run_env(), capture_output=True,
+                         text=True, timeout=900)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(common + ["-o", f"train.output_dir={out}"], env=run_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (out / "checkpoints" / "ckpt_s000000006.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "supernet.pdparams").exists()
+    res = subprocess.run(common + ["-o", f"train.output_dir={out}", "--resume"], env=run_env(), capture_output=True,
+                         text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resuming from" in res.stderr
+    a = {k: v.numpy() for k, v in paddle.load(str(tmp_path / "ref" / "supernet.pdparams")).items()}
+    b = {k: v.numpy() for k, v in paddle.load(str(out / "supernet.pdparams")).items()}
+    worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert worst == 0.0, f"resumed supernet differs from the uninterrupted one by up to {worst}"
+
+
+def test_resume_refuses_another_runs_checkpoints(tmp_path):
+    real_fmnist()
+    out = tmp_path / "sn"
+    base = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_sandwich.yaml"),
+            *TINY, "-o", "train.eval_codes=0", "-o", f"train.output_dir={out}", "-o", "train.save_every_steps=2",
+            "--max_steps", "3"]
+    assert subprocess.run(base, env=run_env(), capture_output=True, timeout=600).returncode == 0
+    r = subprocess.run(base + ["-o", "sandwich.num_random=3", "--resume"], env=run_env(), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 2 and "belongs to another run" in r.stderr

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Distributed supernet training through paddle.distributed.launch.
+#
+#   bash train_supernet.sh CONFIG [-o key=value ...] [--resume]
+#
+# Environment:
+#   NPROC        processes on this node (default: the number of GPUs, or 2 on a CPU-only machine)
+#   LAUNCH_ARGS  extra launcher arguments, e.g. "--nnodes 2 --master 10.0.0.1:8090" for several nodes
+#   LOG_DIR      launcher logs (default: <train.output_dir of the config>/launch, else output/launch)
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ $# -lt 1 ]; then
+  echo "usage: bash train_supernet.sh CONFIG [-o key=value ...] [--resume]" >&2
+  exit 2
+fi
+CONFIG=$1
+shift
+if [ ! -f "$CONFIG" ]; then
+  echo "error: config file $CONFIG does not exist" >&2
+  exit 2
+fi
+if [ -z "${NPROC:-}" ]; then
+  NPROC=$(python - <<'PY'
+import paddle
+n = paddle.device.cuda.device_count() if paddle.device.is_compiled_with_cuda() else 0
+print(n if n > 0 else 2)
+PY
+  )
+fi
+LOG_DIR=${LOG_DIR:-output/launch}
+# shellcheck disable=SC2086
+exec python -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$LOG_DIR" ${LAUNCH_ARGS:-} \
+  train_supernet.py -c "$CONFIG" "$@"
