@@ -1,0 +1,118 @@
+"""Score many subnets with a trained supernet and write the submission JSON.
+
+  python eval_subnets.py --checkpoint output/supernet_fmnist/supernet.pdparams \
+      --archs ../shared/data/CVPR_2022_NAS_Track1_test.json --out output/eval_fmnist --val-images 2000
+
+Input: the official JSON, a plain list of codes (one per line, or 'key code'), or any subset.
+Each finished subnet goes to a journal in --out; run the same command again after a crash and it
+continues where it stopped. Under python -m paddle.distributed.launch every rank scores its share
+and rank 0 writes the submission; --shard i/n splits the work across separate jobs, whose outputs
+`python tools/arch_files.py merge` joins.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
+from supernet import archfile
+from supernet.data import DataError
+from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_supernet, make_header,
+                               read_journals, run_scoring, shard_keys)
+from supernet.runtime import barrier, setup
+from supernet.space import tied_violation
+
+log = logging.getLogger("eval_subnets")
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes i/n (e.g. 0/8), got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < n")
+    return i, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="supernet.pdparams (or a training ckpt_s*.pdckpt)")
+    p.add_argument("--config", help="training config (default: the .yaml beside the checkpoint)")
+    p.add_argument("--archs", required=True, help="official JSON or a plain list of codes")
+    p.add_argument("--out", default="output/eval", help="output folder: journals and the submission")
+    p.add_argument("--val-images", type=int, help="fixed, seeded subset of the validation set (default: all)")
+    p.add_argument("--calib-batches", type=int, default=4, help="BN recalibration batches per subnet (0: off)")
+    p.add_argument("--calib-batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=500, help="evaluation batch size")
+    p.add_argument("--seed", type=int, default=0, help="chooses the calibration and validation images")
+    p.add_argument("--shard", help="i/n: score only share i of n (for separate jobs)")
+    p.add_argument("--limit", type=int, help="only the first N codes of the file")
+    p.add_argument("--device", default="auto")
+    a = p.parse_args(argv)
+    try:
+        shard = parse_shard(a.shard)
+    except argparse.ArgumentTypeError as e:
+        p.error(str(e))
+    ctx = setup(a.device)
+    out = Path(a.out)
+    try:
+        archs = archfile.read_archs(a.archs)
+    except archfile.ArchFileError as e:
+        log.error("%s", e)
+        return 2
+    untied = [f"{k}: {tied_violation(v)}" for k, v in archs.items() if tied_violation(v)]
+    if untied:
+        log.error("%d codes cannot run on the supernet (untied residual widths):\n  %s", len(untied),
+                  "\n  ".join(untied[:50]))
+        return 2
+    keys = list(archs)[: a.limit] if a.limit else list(archs)
+    keys = shard_keys(keys, *shard)
+    settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed)
+    try:
+        model, cfg = load_supernet(a.checkpoint, a.config)
+        header = make_header(a.checkpoint, cfg, settings)
+        done = read_journals(out, header)
+    except (FileNotFoundError, ValueError, JournalError) as e:
+        log.error("%s", e)
+        return 2
+    remaining = [k for k in keys if k not in done]
+    mine = shard_keys(remaining, ctx.rank, ctx.world)
+    log.info("%d codes (shard %d/%d), %d already done, %d to score on %d process(es); this rank: %d",
+             len(keys), shard[0], shard[1], len(keys) - len(remaining), len(remaining), ctx.world, len(mine))
+    tag = f"s{shard[0]}of{shard[1]}"
+    if mine:
+        try:
+            t = time.time()
+            data = EvalData(cfg, settings)
+            log.info("cached %d calibration batches and %d evaluation images in %.1fs", len(data.calib), data.n_val,
+                     time.time() - t)
+        except DataError as e:
+            log.error("%s", e)
+            return 2
+        journal = Journal(out / f"journal.{tag}.r{ctx.rank}.jsonl", header)
+        try:
+            run_scoring(model, {k: archs[k] for k in mine}, data, journal, show_progress=ctx.is_main)
+        finally:
+            journal.close()
+    barrier(ctx)
+    if not ctx.is_main:
+        return 0
+    done = read_journals(out, header)
+    missing = [k for k in keys if k not in done]
+    if missing:
+        log.error("%d codes have no score (e.g. %s); run the same command again to finish", len(missing), missing[:5])
+        return 1
+    name = "submission.json" if shard == (0, 1) else f"submission.{tag}.json"
+    archfile.write_official(out / name, {k: archs[k] for k in keys}, {k: done[k]["acc"] for k in keys})
+    log.info("submission with %d scores: %s", len(keys), out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

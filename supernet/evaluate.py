@@ -1,0 +1,191 @@
+"""Scoring subnets: BN recalibration + accuracy, with a crash-safe journal and sharding.
+
+Per subnet the sliced weights are copied once into a standalone model (``SuperNet.extract``),
+whose plain layers then run the K calibration batches and the evaluation images; both image sets
+are decoded once and kept as tensors for every subnet. A subnet's score depends only on its
+code, the checkpoint and the settings (calibration overwrites every BN statistic it uses), so
+the order, the sharding and any restart leave the scores unchanged.
+
+Every finished subnet is appended to a journal (one JSON line, flushed and fsynced). A journal
+starts with a header naming the checkpoint's sha256 and the settings; one from another
+checkpoint or settings is refused, not mixed in.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import paddle
+
+from .bn_calib import calibration_batches, recalibrate
+from .config import load_config
+from .data import build_loaders, calibration_images
+from .resnet import SuperNet, load_weights
+from .space import Arch
+from .supernet_train import net_config
+
+log = logging.getLogger(__name__)
+
+
+class JournalError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    val_images: int | None = None  # None: the full validation set
+    calib_batches: int = 4
+    calib_batch_size: int = 128
+    batch_size: int = 500
+    seed: int = 0
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_supernet(checkpoint: str | Path, config: str | Path | None = None) -> tuple[SuperNet, dict]:
+    """A trained supernet and its config: ``supernet.pdparams`` (config beside it as ``.yaml``) or a
+    training checkpoint ``ckpt_s*.pdckpt`` (config from the run folder)."""
+    ckpt = Path(checkpoint)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"supernet checkpoint {ckpt} does not exist")
+    if config is None:
+        for cand in (ckpt.with_suffix(".yaml"), ckpt.parent / "config.yaml", ckpt.parent.parent / "config.yaml"):
+            if cand.is_file():
+                config = cand
+                break
+        else:
+            raise FileNotFoundError(f"no config found beside {ckpt}; pass --config")
+    cfg = load_config(config)
+    model = SuperNet(net_config(cfg["model"]))
+    try:
+        state = paddle.load(str(ckpt))
+    except Exception as e:  # noqa: BLE001 - unreadable or not a Paddle file
+        raise ValueError(f"{ckpt} is not a readable Paddle checkpoint: {e}") from e
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    load_weights(model, state, what=f"supernet checkpoint {ckpt}")
+    model.eval()
+    return model, cfg
+
+
+class EvalData:
+    """Calibration batches and evaluation batches, decoded once, kept as tensors."""
+
+    def __init__(self, cfg: dict, s: ScoreSettings) -> None:
+        m, d = cfg["model"], cfg["data"]
+        train, val = build_loaders(m["dataset"], s.batch_size, s.seed, data_dir=d["data_dir"],
+                                   image_dir=d["image_dir"], train_list=d["train_list"], val_list=d["val_list"],
+                                   val_images=s.val_images, num_workers=d["num_workers"],
+                                   input_size=net_config(m).input_size)
+        self.calib = calibration_batches(calibration_images(train, s.calib_batches * s.calib_batch_size, s.seed),
+                                         s.calib_batch_size) if s.calib_batches else []
+        self.val = [(paddle.to_tensor(np.asarray(x)), paddle.to_tensor(np.asarray(y))) for x, y in val.epoch(0)]
+        self.n_val = sum(int(y.shape[0]) for _, y in self.val)
+
+
+@paddle.no_grad()
+def score(model: SuperNet, arch: Arch, data: EvalData) -> float:
+    """Top-1 (%) of ``arch``: extract, recalibrate BN on the cached batches, evaluate the cached images."""
+    sub = model.extract(arch)
+    if data.calib:
+        recalibrate(sub, data.calib)
+    sub.eval()
+    correct = paddle.zeros([], dtype="int64")
+    for x, y in data.val:
+        correct += (sub(x).argmax(axis=-1) == y).astype("int64").sum()
+    return 100.0 * int(correct) / data.n_val
+
+
+class Journal:
+    """Append-only record of finished subnets; a torn last line (killed mid-write) is dropped."""
+
+    def __init__(self, path: Path, header: dict) -> None:
+        self.path = path
+        self.header = header
+        self.done: dict[str, dict] = {}
+        if path.exists():
+            self._load()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(json.dumps({"header": header}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        self._f = open(path, "a")
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        good_end = raw.rfind(b"\n") + 1
+        if good_end < len(raw):
+            log.warning("%s: dropping a torn last line (the run was killed while writing it)", self.path)
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+        lines = raw[:good_end].decode().splitlines()
+        if not lines:
+            raise JournalError(f"{self.path} is empty; delete it to start over")
+        head = json.loads(lines[0]).get("header")
+        if head != self.header:
+            diff = {k: (head.get(k) if head else None, v) for k, v in self.header.items() if not head or head.get(k) != v}
+            raise JournalError(f"{self.path} was written by another checkpoint or other settings ({diff}); "
+                               "use another output folder or delete the journal")
+        for line in lines[1:]:
+            rec = json.loads(line)
+            self.done[rec["key"]] = rec
+
+    def add(self, key: str, arch: Arch, acc: float, seconds: float) -> None:
+        rec = {"key": key, "arch": arch.code, "acc": acc, "s": round(seconds, 4)}
+        self._f.write(json.dumps(rec) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self.done[key] = rec
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_journals(folder: Path, header: dict) -> dict[str, dict]:
+    """Every finished record in the folder's journals (all shards and ranks), checked against ``header``."""
+    done: dict[str, dict] = {}
+    for p in sorted(folder.glob("journal*.jsonl")):
+        j = Journal(p, header)
+        j.close()
+        done.update(j.done)
+    return done
+
+
+def make_header(checkpoint: str | Path, cfg: dict, s: ScoreSettings) -> dict:
+    return {"checkpoint_sha256": file_sha256(checkpoint), "model": cfg["model"], "settings": asdict(s)}
+
+
+def run_scoring(model: SuperNet, archs: dict[str, Arch], data: EvalData, journal: Journal,
+                show_progress: bool = True) -> None:
+    """Score every arch not yet in the journal, with a progress bar in subnets/hour."""
+    from tqdm import tqdm
+
+    todo = [(k, a) for k, a in archs.items() if k not in journal.done]
+    t0 = time.time()
+    bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
+    for i, (key, arch) in enumerate(bar, 1):
+        t = time.time()
+        acc = score(model, arch, data)
+        journal.add(key, arch, acc, time.time() - t)
+        rate = i / max(1e-9, time.time() - t0) * 3600
+        bar.set_postfix(subnets_per_h=f"{rate:.0f}", acc=f"{acc:.2f}")
+
+
+def shard_keys(keys: Iterable[str], index: int, count: int) -> list[str]:
+    """Strided share ``index`` of ``count``: balances cost, since the 45k file is not sorted by size."""
+    return [k for i, k in enumerate(keys) if i % count == index]
