@@ -1,0 +1,114 @@
+"""Rank correlation between predicted and ground-truth accuracies, and the zero-cost floor.
+
+Kendall tau-b (ties handled) in O(n log n) by Knight's merge-sort method, so the 45k-code case
+is fast; Pearson; Spearman (average ranks for ties); overlap of the top-k sets.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .space import IMAGENET, NetConfig, count_cost, parse_code
+
+
+def _count_swaps(a: np.ndarray) -> int:
+    """Number of inversions in ``a`` (pairs i < j with a[i] > a[j]) by bottom-up merge sort."""
+    a = list(a)
+    n, swaps, width = len(a), 0, 1
+    buf = [0] * n
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if a[j] < a[i]:
+                    buf[k] = a[j]
+                    swaps += mid - i
+                    j += 1
+                else:
+                    buf[k] = a[i]
+                    i += 1
+                k += 1
+            buf[k:k + mid - i] = a[i:mid]
+            k += mid - i
+            buf[k:k + hi - j] = a[j:hi]
+        a, buf = buf, a
+        width *= 2
+    return swaps
+
+
+def _tied_pairs(sorted_vals: np.ndarray) -> int:
+    _, counts = np.unique(sorted_vals, return_counts=True)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b; NaN when either side is constant."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    order = np.lexsort((y, x))  # by x, then y
+    xs, ys = x[order], y[order]
+    n0 = n * (n - 1) // 2
+    n1 = _tied_pairs(xs)
+    # pairs tied in both x and y
+    _, inv = np.unique(np.stack([xs, ys], 1), axis=0, return_inverse=True)
+    n3 = int((np.bincount(inv.ravel()) * (np.bincount(inv.ravel()) - 1) // 2).sum())
+    n2 = _tied_pairs(np.sort(ys))
+    swaps = _count_swaps(ys)  # discordant pairs (ties in x are ordered by y, so they add none)
+    denom = np.sqrt(float(n0 - n1) * float(n0 - n2))
+    if denom == 0:
+        return float("nan")
+    concordant_minus_discordant = n0 - n1 - n2 + n3 - 2 * swaps
+    return float(concordant_minus_discordant / denom)
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _avg_ranks(v: np.ndarray) -> np.ndarray:
+    order = np.argsort(v, kind="mergesort")
+    ranks = np.empty(len(v), np.float64)
+    sv = v[order]
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and sv[j + 1] == sv[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    return pearson(_avg_ranks(np.asarray(x, np.float64)), _avg_ranks(np.asarray(y, np.float64)))
+
+
+def top_k_overlap(pred: Sequence[float], gt: Sequence[float], k: int) -> float:
+    """|top-k by prediction ∩ top-k by ground truth| / k."""
+    k = min(k, len(pred))
+    if k == 0:
+        return float("nan")
+    a = set(np.argsort(-np.asarray(pred), kind="mergesort")[:k].tolist())
+    b = set(np.argsort(-np.asarray(gt), kind="mergesort")[:k].tolist())
+    return len(a & b) / k
+
+
+def correlations(pred: Sequence[float], gt: Sequence[float]) -> dict[str, float]:
+    n = len(pred)
+    out = {"n": n, "kendall": kendall_tau_b(pred, gt), "pearson": pearson(pred, gt), "spearman": spearman(pred, gt)}
+    for k in sorted({max(1, n // 10), max(1, n // 4)}):
+        out[f"top{k}_overlap"] = top_k_overlap(pred, gt, k)
+    return out
+
+
+def zero_cost(codes: Sequence[str], cfg: NetConfig = IMAGENET) -> dict[str, list[float]]:
+    """MACs and parameter counts of codes: the predictors a supernet has to beat."""
+    costs = [count_cost(parse_code(c), cfg) for c in codes]
+    return {"macs": [float(c.macs) for c in costs], "params": [float(c.params) for c in costs]}

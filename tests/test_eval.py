@@ -1,0 +1,233 @@
+"""Scoring many subnets: resume after a kill, shards, launcher, bad inputs, rank correlation, export."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+from scipy import stats
+
+from conftest import ROOT, run_env, write_idx
+from supernet.config import load_config
+from supernet.metrics import kendall_tau_b, pearson, spearman, top_k_overlap
+from supernet.resnet import ResNet48, SuperNet
+from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample
+from supernet.supernet_train import save_supernet
+
+N_CODES = 24
+
+
+@pytest.fixture(scope="module")
+def setup_dir(tmp_path_factory):
+    """A small random supernet checkpoint, its config, tiny data and an arch file of 24 codes."""
+    d = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(0)
+    data = d / "fmnist"
+    data.mkdir()
+    for prefix, n in (("train", 256), ("t10k", 300)):
+        labels = rng.integers(0, 10, n)
+        images = (rng.random((n, 28, 28)) * 60 + labels[:, None, None] * 18).astype(np.uint8)  # learnable-ish
+        write_idx(data / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml", [f"data.data_dir={data}"])
+    paddle.seed(0)
+    sn = SuperNet(FMNIST28)
+    save_supernet(sn, cfg, d / "supernet.pdparams")
+    archs = {f"arch{i + 1}": {"acc": 0.0, "arch": a.code} for i, a in enumerate(iter_sample(OFFICIAL_SPACE, N_CODES, 3))}
+    (d / "archs.json").write_text(json.dumps(archs))
+    return d
+
+
+def eval_cmd(d: Path, out: Path, *extra: str, launch: bool = False) -> list[str]:
+    cmd = [sys.executable]
+    if launch:
+        cmd += ["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(out) + "_launch"]
+    return cmd + [str(ROOT / "eval_subnets.py"), "--checkpoint", str(d / "supernet.pdparams"), "--archs",
+                  str(d / "archs.json"), "--out", str(out), "--calib-batches", "2", "--calib-batch-size", "32",
+                  "--batch-size", "100", *extra]
+
+
+def run(cmd, **kw):
+    env = {**run_env(), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(setup_dir):
+    out = setup_dir / "ref"
+    r = run(eval_cmd(setup_dir, out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    sub = json.loads((out / "submission.json").read_text())
+    assert list(sub) == [f"arch{i + 1}" for i in range(N_CODES)]
+    assert all(0 <= v["acc"] <= 100 for v in sub.values())
+    return sub
+
+
+def test_resume_after_kill_gives_identical_submission(setup_dir, reference):
+    out = setup_dir / "killed"
+    env = {**run_env(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(eval_cmd(setup_dir, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / "journal.s0of1.r0.jsonl"
+    deadline = time.time() + 600
+    while not (journal.exists() and len(journal.read_text().splitlines()) >= 6):  # header + 5 subnets
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "submission.json").exists()
+    with open(journal, "a") as f:
+        f.write('{"key": "arch2')  # a torn last line, as a kill mid-write leaves
+    r = run(eval_cmd(setup_dir, out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "torn last line" in r.stderr and "already done" in r.stderr
+    assert json.loads((out / "submission.json").read_text()) == reference
+
+
+def test_two_shards_merged_equal_one_run(setup_dir, reference):
+    parts = []
+    for i in range(2):
+        out = setup_dir / f"shard{i}"
+        r = run(eval_cmd(setup_dir, out, "--shard", f"{i}/2"))
+        assert r.returncode == 0, r.stderr[-3000:]
+        parts.append(str(out / f"submission.s{i}of2.json"))
+    merged = setup_dir / "merged.json"
+    r = run([sys.executable, str(ROOT / "tools" / "arch_files.py"), "merge", str(merged), *parts, "--order",
+             str(setup_dir / "archs.json")])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(merged.read_text()) == reference
+
+
+def test_launcher_ranks_share_the_work(setup_dir, reference):
+    out = setup_dir / "launch"
+    r = run(eval_cmd(setup_dir, out, launch=True))
+    logs = "".join(p.read_text() for p in Path(str(out) + "_launch").glob("workerlog.*"))
+    assert r.returncode == 0, logs[-3000:]
+    assert {p.name for p in out.glob("journal*")} == {"journal.s0of1.r0.jsonl", "journal.s0of1.r1.jsonl"}
+    got = json.loads((out / "submission.json").read_text())
+    assert got == reference
+
+
+def test_invalid_codes_reported_together_before_work(setup_dir, reference):
+    bad = dict(json.loads((setup_dir / "archs.json").read_text()))
+    bad["arch3"] = {"acc": 0, "arch": "12345"}
+    bad["arch7"] = {"acc": 0, "arch": bad["arch7"]["arch"][:10] + "9" + bad["arch7"]["arch"][11:]}
+    path = setup_dir / "bad.json"
+    path.write_text(json.dumps(bad))
+    out = setup_dir / "ref"  # the reference output folder: must stay intact
+    before = (out / "submission.json").read_text()
+    cmd = eval_cmd(setup_dir, out)
+    cmd[cmd.index("--archs") + 1] = str(path)
+    r = run(cmd)
+    assert r.returncode == 2
+    assert "2 invalid codes" in r.stderr and "arch3: invalid arch code '12345'" in r.stderr and "arch7:" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert (out / "submission.json").read_text() == before
+
+
+def test_untied_and_missing_inputs(setup_dir):
+    lst = setup_dir / "untied.txt"
+    code = OFFICIAL_SPACE.largest().code
+    lst.write_text(code + "\n" + code[:7] + "3" + code[8:] + "\n")
+    cmd = eval_cmd(setup_dir, setup_dir / "x")
+    cmd[cmd.index("--archs") + 1] = str(lst)
+    r = run(cmd)
+    assert r.returncode == 2 and "arch2: stage 1 slot 1 conv2 code 3 differs" in r.stderr
+    cmd[cmd.index("--archs") + 1] = str(setup_dir / "nope.json")
+    r = run(cmd)
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_wrong_checkpoint_refused_and_results_kept(setup_dir, reference):
+    out = setup_dir / "ref"
+    journal_before = (out / "journal.s0of1.r0.jsonl").read_text()
+    # a checkpoint of another model (a standalone subnet) in the supernet's place
+    other = setup_dir / "other"
+    other.mkdir(exist_ok=True)
+    paddle.save(ResNet48.from_code(OFFICIAL_SPACE.smallest(), FMNIST28).state_dict(), str(other / "supernet.pdparams"))
+    (other / "supernet.yaml").write_text((setup_dir / "supernet.yaml").read_text())
+    cmd = eval_cmd(setup_dir, out)
+    cmd[cmd.index("--checkpoint") + 1] = str(other / "supernet.pdparams")
+    r = run(cmd)
+    assert r.returncode == 2 and "does not fit this model" in r.stderr and "Traceback" not in r.stderr
+    # another supernet (other weights): its journal would mix scores, so it is refused
+    paddle.seed(5)
+    cfg = load_config(setup_dir / "supernet.yaml")
+    save_supernet(SuperNet(FMNIST28), cfg, other / "supernet.pdparams")
+    r = run(cmd)
+    assert r.returncode == 2 and "written by another checkpoint" in r.stderr
+    # other settings too
+    r = run(eval_cmd(setup_dir, out, "--val-images", "100"))
+    assert r.returncode == 2 and "another checkpoint or other settings" in r.stderr
+    assert (out / "journal.s0of1.r0.jsonl").read_text() == journal_before
+    assert json.loads((out / "submission.json").read_text()) == reference
+
+
+def test_not_a_checkpoint(setup_dir):
+    junk = setup_dir / "junk"
+    junk.mkdir(exist_ok=True)
+    (junk / "supernet.pdparams").write_bytes(b"garbage")
+    (junk / "supernet.yaml").write_text((setup_dir / "supernet.yaml").read_text())
+    cmd = eval_cmd(setup_dir, setup_dir / "junk_out")
+    cmd[cmd.index("--checkpoint") + 1] = str(junk / "supernet.pdparams")
+    r = run(cmd)
+    assert r.returncode == 2 and "not a readable Paddle checkpoint" in r.stderr
+
+
+def test_export_matches_supernet(setup_dir, tmp_path):
+    code = next(iter_sample(OFFICIAL_SPACE, 1, seed=11)).code
+    prefix = tmp_path / "exp" / "m"
+    r = run([sys.executable, str(ROOT / "tools" / "export_subnet.py"), "--checkpoint", str(setup_dir / "supernet.pdparams"),
+             "--code", code, "--out", str(prefix), "--calib-batches", "0"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    x = paddle.randn([3, 1, 28, 28])
+    sn = SuperNet(FMNIST28)
+    sn.set_state_dict(paddle.load(str(setup_dir / "supernet.pdparams")))
+    sn.eval()
+    sn.set_active(code)
+    want = sn(x).numpy()
+    loaded = paddle.jit.load(str(prefix))
+    loaded.eval()
+    np.testing.assert_allclose(loaded(x).numpy(), want, rtol=1e-4, atol=1e-5)
+    standalone = ResNet48.from_code(code, FMNIST28)
+    standalone.set_state_dict(paddle.load(str(prefix) + ".pdparams"))
+    standalone.eval()
+    np.testing.assert_allclose(standalone(x).numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_rank_metrics_equal_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    for n in (2, 7, 50, 400):
+        x = rng.integers(0, 6, n).astype(float)
+        y = np.round(x * 0.3 + rng.normal(size=n), 1)
+        assert kendall_tau_b(x, y) == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
+        assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+        assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+    assert np.isnan(kendall_tau_b([1, 1, 1], [1, 2, 3]))
+    assert top_k_overlap([3, 2, 1, 0], [0, 1, 2, 3], 2) == 0.0
+    assert top_k_overlap([3, 2, 1, 0], [3, 2, 0, 1], 2) == 1.0
+
+
+def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
+    gt = json.loads(dev_gt.read_text())
+    # predictions under other keys, in another order, one extra code: matching is by code
+    pred = {f"p{i}": {"arch": v["arch"], "acc": v["acc"] + (i % 3) * 0.01} for i, v in enumerate(reversed(gt.values()))}
+    pred["extra"] = {"arch": OFFICIAL_SPACE.largest().code, "acc": 1.0}
+    pp = tmp_path / "pred.json"
+    pp.write_text(json.dumps(pred))
+    png = tmp_path / "s.png"
+    r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pp), str(dev_gt), "--json", "--plot", str(png),
+             "--net", "fmnist28"])
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    codes = [v["arch"] for v in gt.values()]
+    p = [next(x["acc"] for x in pred.values() if x["arch"] == c) for c in codes]
+    g = [gt[k]["acc"] for k in gt]
+    assert res["n"] == len(gt) and res["unmatched_pred"] == 1
+    assert res["kendall"] == pytest.approx(stats.kendalltau(p, g).statistic)
+    assert res["pearson"] == pytest.approx(stats.pearsonr(p, g).statistic)
+    assert {"macs", "params"} == set(res["floor"])
+    assert png.stat().st_size > 10_000

@@ -1,0 +1,69 @@
+"""Export one code's standalone model from a supernet checkpoint.
+
+  python tools/export_subnet.py --checkpoint output/supernet_fmnist/supernet.pdparams \
+      --code 1358412111310000113121213112224212524232226676367600 --out exported/arch870
+
+Writes <out>.pdparams (official parameter names; loads into ResNet48.from_code) and, with
+paddle.jit.save, <out>.pdmodel/.json + <out>.pdiparams: a small standalone inference model. BN
+statistics are recalibrated for the subnet first (--calib-batches 0 keeps the supernet's).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import supernet  # noqa: E402,F401
+import paddle  # noqa: E402
+
+from supernet.bn_calib import calibration_batches, recalibrate  # noqa: E402
+from supernet.data import DataError, build_loaders, calibration_images  # noqa: E402
+from supernet.evaluate import load_supernet  # noqa: E402
+from supernet.runtime import setup_logging  # noqa: E402
+from supernet.space import ArchCodeError, parse_code  # noqa: E402
+from supernet.supernet_train import net_config  # noqa: E402
+
+log = logging.getLogger("export_subnet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config")
+    p.add_argument("--code", required=True)
+    p.add_argument("--out", required=True, help="path prefix of the exported files")
+    p.add_argument("--calib-batches", type=int, default=4)
+    p.add_argument("--calib-batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    setup_logging()
+    try:
+        arch = parse_code(a.code)
+        model, cfg = load_supernet(a.checkpoint, a.config)
+        sub = model.extract(arch)
+        if a.calib_batches:
+            m, d = cfg["model"], cfg["data"]
+            train, _ = build_loaders(m["dataset"], a.calib_batch_size, a.seed, data_dir=d["data_dir"],
+                                     image_dir=d["image_dir"], train_list=d["train_list"], val_list=d["val_list"],
+                                     num_workers=d["num_workers"], input_size=net_config(m).input_size)
+            imgs = calibration_images(train, a.calib_batches * a.calib_batch_size, a.seed)
+            recalibrate(sub, calibration_batches(imgs, a.calib_batch_size))
+    except (ArchCodeError, FileNotFoundError, ValueError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    sub.eval()
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paddle.save(sub.state_dict(), str(out) + ".pdparams")
+    nc = net_config(cfg["model"])
+    spec = [paddle.static.InputSpec([None, nc.in_channels, nc.input_size, nc.input_size], "float32", "image")]
+    paddle.jit.save(sub, str(out), input_spec=spec)
+    log.info("exported %s: %s.pdparams (official names) and the paddle.jit model %s.*", arch.code, out, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

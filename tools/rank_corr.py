@@ -1,0 +1,103 @@
+"""Rank correlation of a prediction file against a ground-truth file, matched by code (not key).
+
+  python tools/rank_corr.py output/eval/submission.json ../shared/proxy_gt/dev_gt.json --net fmnist28 --plot scatter.png
+  python tools/rank_corr.py PRED GT --json      # {"n", "kendall", "pearson", "spearman", ...}
+
+Also prints the zero-cost floor: the same figures for MACs and parameter count as predictors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from supernet.archfile import ArchFileError, read_scores  # noqa: E402
+from supernet.metrics import correlations, zero_cost  # noqa: E402
+from supernet.space import FMNIST28, IMAGENET  # noqa: E402
+
+NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
+log = logging.getLogger("rank_corr")
+
+
+def compare(pred_path: str, gt_path: str, net: str = "imagenet") -> dict:
+    pred, gt = read_scores(pred_path), read_scores(gt_path)
+    codes = [c for c in gt if c in pred]
+    if len(codes) < 2:
+        raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {pred_path}: nothing to correlate")
+    p = [pred[c] for c in codes]
+    g = [gt[c] for c in codes]
+    zc = zero_cost(codes, NETS[net])
+    return {
+        **correlations(p, g),
+        "unmatched_pred": len(pred) - len(codes),
+        "unmatched_gt": len(gt) - len(codes),
+        "floor": {name: correlations(v, g) for name, v in zc.items()},
+        "_points": {"pred": p, "gt": g, "macs": zc["macs"]},
+    }
+
+
+def plot(res: dict, path: str, pred_label: str = "supernet accuracy (%)") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = res["_points"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, key, label, fig_res in ((axes[0], "pred", pred_label, res),
+                                    (axes[1], "macs", "MACs", res["floor"]["macs"])):
+        ax.scatter(pts[key], pts["gt"], s=14, alpha=0.7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("ground-truth accuracy (%)")
+        ax.set_title(f"{label.split(' ')[0]}: tau {fig_res['kendall']:.3f}, pearson {fig_res['pearson']:.3f}, "
+                     f"n={fig_res['n']}", fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_table(res: dict) -> str:
+    rows = [("prediction", res)] + [(f"{k} (zero-cost)", v) for k, v in res["floor"].items()]
+    keys = [k for k in res if k.startswith("top")]
+    head = f"{'predictor':<22} {'n':>6} {'kendall':>8} {'pearson':>8} {'spearman':>8} " + " ".join(f"{k:>14}" for k in keys)
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        lines.append(f"{name:<22} {r['n']:>6} {r['kendall']:>8.4f} {r['pearson']:>8.4f} {r['spearman']:>8.4f} "
+                     + " ".join(f"{r[k]:>14.3f}" for k in keys))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("pred")
+    p.add_argument("gt")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", help="write a scatter plot (PNG)")
+    p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
+    a = p.parse_args(argv)
+    try:
+        res = compare(a.pred, a.gt, a.net)
+    except ArchFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if a.plot:
+        plot(res, a.plot)
+    out = {k: v for k, v in res.items() if k != "_points"}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print(f"matched {res['n']} codes by code ({res['unmatched_pred']} predictions and {res['unmatched_gt']} "
+              f"ground-truth entries unmatched)")
+        print(format_table(res))
+        if a.plot:
+            print(f"scatter plot: {a.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
