@@ -1,0 +1,112 @@
+"""The whole job on the embedded default (Fashion-MNIST proxy), end to end:
+
+  train the supernet -> recalibrate BN and score the codes -> submission JSON
+  -> rank correlation against the ground truth and the zero-cost floor -> scatter plot.
+
+  python run_proxy.py [--config configs/fmnist_quick.yaml] [--gt ../shared/proxy_gt/dev_gt.json] [--out output/proxy]
+
+Codes scored: those of the ground-truth file when it is there; otherwise --sample codes of the
+official 45k list (or of the 45k distribution when that file is absent too). A second run reuses
+what the first finished (training resumes, scoring skips scored codes).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
+from supernet import archfile
+from supernet.config import load_config
+from supernet.data import DataError, find_fmnist
+from supernet.runtime import atomic_write_json, setup
+from supernet.space import OFFICIAL_SPACE, iter_sample
+from supernet.supernet_train import train_supernet
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tools"))
+import rank_corr  # noqa: E402
+
+import eval_subnets  # noqa: E402
+
+log = logging.getLogger("run_proxy")
+
+
+def pick_codes(gt: Path | None, official: Path | None, n: int, out: Path) -> Path:
+    """The arch file to score: the GT's codes, else a seeded sample of the official list or space."""
+    if gt is not None:
+        return gt
+    if official is not None:
+        entries = archfile.read_entries(official)
+        keys = list(entries)
+        chosen = sorted(random.Random(0).sample(keys, n), key=keys.index)
+        path = out / "codes_sample.json"
+        atomic_write_json(path, {k: entries[k] for k in chosen})
+        return path
+    path = out / "codes_sample.json"
+    archfile.write_official(path, {f"arch{i + 1}": a for i, a in enumerate(iter_sample(OFFICIAL_SPACE, n, 0))})
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_quick.yaml"))
+    p.add_argument("-o", "--override", action="append", default=[], help="config override key=value")
+    p.add_argument("--gt", help="ground truth (default ../shared/proxy_gt/dev_gt.json when present)")
+    p.add_argument("--archs", help="official 45k JSON (default ../shared/data/..., when no ground truth)")
+    p.add_argument("--sample", type=int, default=24, help="codes to score when there is no ground truth")
+    p.add_argument("--val-images", type=int, default=2000, help="evaluation images per subnet")
+    p.add_argument("--calib-batches", type=int, default=4)
+    p.add_argument("--out", default="output/proxy")
+    a = p.parse_args(argv)
+    t0 = time.time()
+    ctx = setup("auto")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(a.config, [f"train.output_dir={out / 'supernet'}", *a.override])
+
+    log.info("[1/4] data: Fashion-MNIST")
+    try:
+        log.info("found %s", find_fmnist(cfg["data"]["data_dir"]))
+    except DataError as e:
+        log.error("%s", e)
+        return 2
+
+    log.info("[2/4] supernet training (%s)", a.config)
+    train_supernet(cfg, ctx, resume=True)
+    ckpt = out / "supernet" / "supernet.pdparams"
+
+    gt = Path(a.gt) if a.gt else archfile.default_shared_dir() / "proxy_gt" / "dev_gt.json"
+    gt = gt if gt.is_file() else None
+    codes = pick_codes(gt, archfile.official_45k_path(a.archs), a.sample, out)
+    log.info("[3/4] BN recalibration and scoring of %s", codes)
+    rc = eval_subnets.main(["--checkpoint", str(ckpt), "--archs", str(codes), "--out", str(out / "eval"),
+                            "--val-images", str(a.val_images), "--calib-batches", str(a.calib_batches)])
+    if rc:
+        return rc
+    submission = out / "eval" / "submission.json"
+
+    outputs = {"supernet": ckpt, "submission": submission, "training log": out / "supernet" / "log.jsonl"}
+    if gt is not None:
+        log.info("[4/4] rank correlation against %s", gt)
+        res = rank_corr.compare(str(submission), str(gt), "fmnist28")
+        rank_corr.plot(res, str(out / "scatter.png"))
+        report = {k: v for k, v in res.items() if k != "_points"}
+        atomic_write_json(out / "rank_corr.json", report)
+        (out / "rank_corr.txt").write_text(rank_corr.format_table(res) + "\n")
+        print("\n" + rank_corr.format_table(res) + "\n", flush=True)
+        outputs.update({"rank correlation": out / "rank_corr.json", "table": out / "rank_corr.txt",
+                        "scatter plot": out / "scatter.png"})
+    else:
+        log.info("[4/4] no ground truth found: rank correlation skipped (pass --gt)")
+    log.info("done in %.1f min", (time.time() - t0) / 60)
+    for name, path in outputs.items():
+        print(f"{name:>18}: {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
