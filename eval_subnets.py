@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", help="i/n: score only share i of n (for separate jobs)")
     p.add_argument("--limit", type=int, help="only the first N codes of the file")
     p.add_argument("--device", default="auto")
+    p.add_argument("--backend", choices=["auto", "dygraph", "predictor"], default="auto",
+                   help="evaluation engine: predictor = Paddle Inference + oneDNN (fast on CPU); "
+                        "auto = predictor on CPU, dygraph on GPU")
     a = p.parse_args(argv)
     try:
         shard = parse_shard(a.shard)
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     keys = list(archs)[: a.limit] if a.limit else list(archs)
     keys = shard_keys(keys, *shard)
-    settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed)
+    backend = a.backend if a.backend != "auto" else ("dygraph" if ctx.on_gpu else "predictor")
+    settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend)
     try:
         model, cfg = load_supernet(a.checkpoint, a.config)
         header = make_header(a.checkpoint, cfg, settings)

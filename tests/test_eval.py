@@ -231,3 +231,13 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     assert res["pearson"] == pytest.approx(stats.pearsonr(p, g).statistic)
     assert {"macs", "params"} == set(res["floor"])
     assert png.stat().st_size > 10_000
+
+
+def test_predictor_backend_agrees_with_dygraph(setup_dir):
+    from supernet.evaluate import EvalData, ScoreSettings, load_supernet, score
+
+    model, cfg = load_supernet(setup_dir / "supernet.pdparams")
+    dy = EvalData(cfg, ScoreSettings(120, 1, 32, 50, 0, "dygraph"))
+    pr = EvalData(cfg, ScoreSettings(120, 1, 32, 50, 0, "predictor"))
+    for arch in iter_sample(OFFICIAL_SPACE, 3, seed=21):
+        assert score(model, arch, pr) == pytest.approx(score(model, arch, dy), abs=100 / 120 + 1e-9)
