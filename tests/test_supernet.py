@@ -206,3 +206,23 @@ def test_resume_refuses_another_runs_checkpoints(tmp_path):
     r = subprocess.run(base + ["-o", "sandwich.num_random=3", "--resume"], env=run_env(), capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 2 and "belongs to another run" in r.stderr
+
+
+def test_external_teacher_and_init_from_full_checkpoint(tmp_path):
+    """The organisers' recipe: start from a full-width checkpoint and distil from it as a frozen teacher."""
+    real_fmnist()
+    full = ResNet48.from_code(FULL_SPACE.largest(), FMNIST28)
+    ckpt = tmp_path / "resnet48_proxy.pdparams"
+    paddle.save(full.state_dict(), str(ckpt))
+    out = tmp_path / "sn"
+    r = subprocess.run([sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_baseline.yaml"),
+                        *TINY, "-o", "train.eval_codes=0", "-o", f"train.output_dir={out}", "-o", f"model.init={ckpt}",
+                        "-o", f"sandwich.teacher={ckpt}", "--max_steps", "2"],
+                       env=run_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    bad = tmp_path / "bad.pdparams"
+    paddle.save(ResNet48.from_code(OFFICIAL_SPACE.smallest(), FMNIST28).state_dict(), str(bad))
+    r = subprocess.run([sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_baseline.yaml"),
+                        *TINY, "-o", f"train.output_dir={out}2", "-o", f"sandwich.teacher={bad}", "--max_steps", "1"],
+                       env=run_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "teacher checkpoint" in r.stderr and "does not fit" in r.stderr

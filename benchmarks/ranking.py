@@ -1,0 +1,98 @@
+"""Ranking quality on the Fashion-MNIST proxy: supernet scores against standalone ground truth.
+
+Trains one supernet per recipe from the same seed and the same budget (images, epochs, steps),
+scores the ground-truth codes with each, and prints Kendall tau / Pearson / Spearman next to the
+zero-cost floor (MACs, params). BN recalibration is ablated on the default supernet (off, K = 1, 4, 16).
+Every stage resumes: run the same command again after a crash and finished parts are reused.
+
+  python benchmarks/ranking.py [--train-images 10000] [--epochs 3] [--val-images 5000] \
+      [--variants default,baseline,sandwich_no_kd,full_space] [--gt ../shared/proxy_gt/dev_gt.json]
+
+Ground truth is used only to report correlations; it never enters training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import ROOT, environment, print_table, write_json
+
+from supernet.archfile import default_shared_dir
+from supernet.config import load_config
+from supernet.runtime import setup
+from supernet.supernet_train import train_supernet
+
+import sys
+
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+import eval_subnets  # noqa: E402
+import rank_corr  # noqa: E402
+
+VARIANTS: dict[str, list[str]] = {
+    "default": [],  # configs/fmnist_sandwich.yaml: largest + smallest + 2 random, in-place KD, 45k space
+    "baseline": ["sandwich.largest=false", "sandwich.smallest=false", "sandwich.num_random=2",
+                 "sandwich.inplace_distill=false"],  # organisers' recipe (no external teacher on the proxy)
+    "sandwich_no_kd": ["sandwich.inplace_distill=false"],
+    "full_space": ["sandwich.space=full"],
+}
+CALIB = [0, 1, 4, 16]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_sandwich.yaml"))
+    p.add_argument("--train-images", type=int, default=10000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--val-images", type=int, default=5000)
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--calib", default=",".join(map(str, CALIB)), help="K values ablated on the default supernet")
+    p.add_argument("--gt", default=str(default_shared_dir() / "proxy_gt" / "dev_gt.json"))
+    p.add_argument("--work", default="output/bench_ranking")
+    p.add_argument("--out", default="benchmarks/results/ranking.json")
+    a = p.parse_args()
+    gt = Path(a.gt)
+    if not gt.is_file():
+        raise SystemExit(f"ground truth {gt} not found (pass --gt)")
+    ctx = setup("cpu")
+    work = Path(a.work)
+    budget = [f"data.train_images={a.train_images}", f"train.epochs={a.epochs}", "train.eval_codes=0"]
+    rows, details = [], {}
+    for name in a.variants.split(","):
+        cfg = load_config(a.config, budget + VARIANTS[name] + [f"train.output_dir={work / name}"])
+        t = time.time()
+        train_supernet(cfg, ctx, resume=True)
+        train_min = (time.time() - t) / 60
+        ks = [int(k) for k in a.calib.split(",")] if name == "default" else [4]
+        for k in ks:
+            out = work / name / f"eval_k{k}"
+            t = time.time()
+            rc = eval_subnets.main(["--checkpoint", str(work / name / "supernet.pdparams"), "--archs", str(gt),
+                                    "--out", str(out), "--val-images", str(a.val_images), "--calib-batches", str(k)])
+            if rc:
+                raise SystemExit(f"scoring failed for {name} K={k}")
+            res = rank_corr.compare(str(out / "submission.json"), str(gt), "fmnist28")
+            if name == "default" and k == 4:
+                rank_corr.plot(res, str(Path(a.out).with_suffix(".png")))
+            row = {"variant": name, "calib_K": k, "n": res["n"], "kendall": res["kendall"], "pearson": res["pearson"],
+                   "spearman": res["spearman"], "train_min": train_min, "score_min": (time.time() - t) / 60}
+            rows.append(row)
+            details[f"{name}_k{k}"] = {"config_overrides": VARIANTS[name], **{k2: v for k2, v in res.items()
+                                                                             if k2 != "_points"}}
+            print_table("so far", rows, list(row))
+    floor = rank_corr.compare(str(work / rows[0]["variant"] / f"eval_k{rows[0]['calib_K']}" / "submission.json"),
+                              str(gt), "fmnist28")["floor"]
+    for fname, f in floor.items():
+        rows.append({"variant": f"{fname} (zero-cost)", "n": f["n"], "kendall": f["kendall"], "pearson": f["pearson"],
+                     "spearman": f["spearman"]})
+    print_table(f"ranking on {gt.name}: {a.train_images} training images x {a.epochs} epochs per supernet, "
+                f"{a.val_images} evaluation images", rows,
+                ["variant", "calib_K", "n", "kendall", "pearson", "spearman", "train_min", "score_min"])
+    write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details,
+                       "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
+
+
+if __name__ == "__main__":
+    main()
