@@ -9,6 +9,7 @@ every block keeps its official index.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -184,8 +185,13 @@ def load_weights(model: nn.Layer, state: Mapping[str, object] | str, allow_slice
     first-k slicing, the supernet's weight-sharing rule.
     """
     if isinstance(state, str):
-        what = state
-        state = paddle.load(state)
+        what = state if what == "checkpoint" else what
+        if not os.path.isfile(state):
+            raise ValueError(f"{what}: file does not exist")
+        try:
+            state = paddle.load(state)
+        except Exception as e:  # noqa: BLE001 - not a Paddle file, truncated, ...
+            raise ValueError(f"{what} is not a readable Paddle checkpoint: {e}") from e
     problems = check_state_dict(model, state, allow_slice)
     if problems:
         kinds = {k: sum(p.startswith(k) for p in problems) for k in ("missing", "unexpected", "shape")}
