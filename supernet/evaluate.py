@@ -118,7 +118,8 @@ class PredictorBackend:
         self.input_shape = input_shape
         self.threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1"))
 
-    def correct(self, sub: paddle.nn.Layer, batches: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    def load(self, sub: paddle.nn.Layer):
+        """Trace ``sub`` and return ``run(x) -> logits`` on a fresh oneDNN predictor."""
         import paddle.inference as pi
 
         prefix = str(self.dir / "m")
@@ -133,13 +134,17 @@ class PredictorBackend:
         pred = pi.create_predictor(cfg)
         inp = pred.get_input_handle(pred.get_input_names()[0])
         out = pred.get_output_handle(pred.get_output_names()[0])
-        n = 0
-        for x, y in batches:
+
+        def run(x: np.ndarray) -> np.ndarray:
             inp.reshape(list(x.shape))
             inp.copy_from_cpu(x)
             pred.run()
-            n += int((out.copy_to_cpu().argmax(axis=-1) == y).sum())
-        return n
+            return out.copy_to_cpu()
+        return run
+
+    def correct(self, sub: paddle.nn.Layer, batches: list[tuple[np.ndarray, np.ndarray]]) -> int:
+        run = self.load(sub)
+        return sum(int((run(x).argmax(axis=-1) == y).sum()) for x, y in batches)
 
 
 _PREDICTORS: dict[tuple, PredictorBackend] = {}

@@ -135,6 +135,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         with paddle.no_grad():
             target = F.softmax(teacher(x), axis=-1) if teacher is not None else None
         losses: dict[str, list] = {}
+        largest_probs = None  # soft targets for in-place distillation, once the largest subnet has run
         n = len(subnets)
         for i, s in enumerate(subnets):
             model.set_active(s.arch)
@@ -144,7 +145,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
                     logits = net(x)
                     ce = F.cross_entropy(logits, y, label_smoothing=t["label_smoothing"])
                     kd_target = target
-                    if kd_target is None and sw["inplace_distill"] and s.kind != "largest" and "largest" in losses:
+                    if kd_target is None and sw["inplace_distill"] and s.kind != "largest":
                         kd_target = largest_probs
                     if kd_target is None:
                         loss = ce

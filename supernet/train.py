@@ -11,9 +11,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
-import numpy as np
 import paddle
 import paddle.distributed as dist
 import paddle.nn as nn

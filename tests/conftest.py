@@ -66,3 +66,19 @@ def run_env() -> dict:
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+def run_and_kill(cmd: list[str], ready, timeout: float = 600, env: dict | None = None) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``ready()`` is true (it must still be running then)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env or run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL

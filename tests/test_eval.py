@@ -1,9 +1,7 @@
 """Scoring many subnets: resume after a kill, shards, launcher, bad inputs, rank correlation, export."""
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ import paddle
 import pytest
 from scipy import stats
 
-from conftest import ROOT, run_env, write_idx
+from conftest import ROOT, run_and_kill, run_env, write_idx
 from supernet.config import load_config
 from supernet.metrics import kendall_tau_b, pearson, spearman, top_k_overlap
 from supernet.resnet import ResNet48, SuperNet
@@ -69,15 +67,9 @@ def reference(setup_dir):
 
 def test_resume_after_kill_gives_identical_submission(setup_dir, reference):
     out = setup_dir / "killed"
-    env = {**run_env(), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(eval_cmd(setup_dir, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "journal.s0of1.r0.jsonl"
-    deadline = time.time() + 600
-    while not (journal.exists() and len(journal.read_text().splitlines()) >= 6):  # header + 5 subnets
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_and_kill(eval_cmd(setup_dir, out), lambda: journal.exists() and len(journal.read_text().splitlines()) >= 6,
+                 env={**run_env(), "OMP_NUM_THREADS": "1"})  # killed after header + 5 subnets
     assert not (out / "submission.json").exists()
     with open(journal, "a") as f:
         f.write('{"key": "arch2')  # a torn last line, as a kill mid-write leaves

@@ -1,10 +1,8 @@
-import random
-
 import numpy as np
 import paddle
 import pytest
 
-from supernet.resnet import ResNet48, SuperNet, check_state_dict, load_weights
+from supernet.resnet import ResNet48, check_state_dict, load_weights
 from supernet.space import FMNIST28, FULL_SPACE, IMAGENET, OFFICIAL_SPACE, NetConfig, count_cost, parse_code
 
 EXAMPLE = "1348311131310000332323230014143424241434543757770000"

@@ -1,16 +1,14 @@
 """pretrain.py end to end on a few hundred real Fashion-MNIST images (subprocesses, as users run it)."""
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, real_fmnist, run_env
+from conftest import ROOT, real_fmnist, run_and_kill, run_env
 
 SMALL = "1222233333000000333300000055550000000000007777000000"
 TINY = ["--train_images", "640", "--val_images", "500", "--batch_size", "32", "--lr", "0.4", "--warmup", "0.3",
@@ -58,15 +56,8 @@ def test_resume_after_kill_gives_same_weights(tmp_path):
 
     out = tmp_path / "killed"
     cmd = [sys.executable, str(ROOT / "pretrain.py"), "run", "--arch", SMALL, "--output_dir", str(out), *TINY, *args]
-    proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
     # kill hard right after the second mid-epoch checkpoint (step 14 of 60) is complete
-    while not (out / "checkpoints" / "ckpt_s000000014.json").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    run_and_kill(cmd, (out / "checkpoints" / "ckpt_s000000014.json").exists)
     assert not (out / "result.json").exists()
     # a torn newer checkpoint must be ignored: corrupt the newest file on purpose
     newest = sorted((out / "checkpoints").glob("*.pdckpt"))[-1]

@@ -1,10 +1,9 @@
 import json
-import random
 import statistics
 
 import pytest
 
-from supernet.space import (FMNIST28, FULL_SPACE, FULL_UNTIED_SPACE, IMAGENET, OFFICIAL_SPACE, STAGE_BASES,
+from supernet.space import (FMNIST28, FULL_SPACE, FULL_UNTIED_SPACE, IMAGENET, OFFICIAL_SPACE,
                             ArchCodeError, NetConfig, channel_plan, count_cost, iter_sample, make_divisible,
                             parse_code, tied_violation, width_of)
 

@@ -1,16 +1,13 @@
 import json
 import random
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, real_fmnist, run_env
+from conftest import ROOT, real_fmnist, run_and_kill, run_env
 from supernet.bn_calib import bn_layers, calibration_batches, recalibrate
 from supernet.config import ConfigError, load_config
 from supernet.resnet import ResNet48, SuperNet, check_state_dict, load_weights
@@ -177,14 +174,7 @@ def test_supernet_resume_after_kill_gives_same_weights(tmp_path):
                          text=True, timeout=900)
     assert ref.returncode == 0, ref.stderr[-3000:]
     out = tmp_path / "killed"
-    proc = subprocess.Popen(common + ["-o", f"train.output_dir={out}"], env=run_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not (out / "checkpoints" / "ckpt_s000000006.json").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    run_and_kill(common + ["-o", f"train.output_dir={out}"], (out / "checkpoints" / "ckpt_s000000006.json").exists)
     assert not (out / "supernet.pdparams").exists()
     res = subprocess.run(common + ["-o", f"train.output_dir={out}", "--resume"], env=run_env(), capture_output=True,
                          text=True, timeout=900)
