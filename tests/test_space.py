@@ -1,7 +1,10 @@
 import json
 import statistics
+import sys
 
 import pytest
+
+from conftest import ROOT
 
 from supernet.space import (FMNIST28, FULL_SPACE, FULL_UNTIED_SPACE, IMAGENET, OFFICIAL_SPACE,
                             ArchCodeError, NetConfig, channel_plan, count_cost, iter_sample, make_divisible,
@@ -154,3 +157,22 @@ def test_official_45k(official_45k):
     archs = [parse_code(v["arch"]) for v in data.values()]
     assert all(OFFICIAL_SPACE.contains(a) for a in archs)
     assert len({a.depths for a in archs}) == 448
+
+
+def test_decode_arch_tool(capsys):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import decode_arch
+
+    assert decode_arch.main([EXAMPLE, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["code"] == EXAMPLE and d["depths"] == [3, 4, 8, 3] and d["stem"] == 64
+    assert len(d["blocks"]) == 18 and {"stage", "conv1", "conv2", "stride", "shortcut"} <= set(d["blocks"][0])
+    assert d["macs"] == count_cost(parse_code(EXAMPLE)).macs and d["params"] == count_cost(parse_code(EXAMPLE)).params
+    assert decode_arch.main([EXAMPLE[1:], "--json", "--input-size", "28", "--in-channels", "1", "--num-classes", "10",
+                             "--width-divisor", "4", "--stem", "small"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["macs"] == count_cost(parse_code(EXAMPLE), FMNIST28).macs
+    assert decode_arch.main(["12x"]) == 2
+    assert "wrong length 3" in capsys.readouterr().err
+    assert decode_arch.main([EXAMPLE]) == 0
+    assert "projection" in capsys.readouterr().out
