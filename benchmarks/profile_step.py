@@ -35,7 +35,7 @@ def main() -> None:
 
     for _ in range(2):
         step()
-    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)  # no trace files
     prof.start()
     for _ in range(a.steps):
         step()
