@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import tempfile
 
 from common import FMNIST28, environment, interleaved, print_table, size_codes, write_json
 
@@ -20,6 +19,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from supernet.evaluate import PredictorBackend
 from supernet.resnet import ResNet48, SuperNet
 from supernet.space import Arch, channel_plan
 
@@ -42,25 +42,9 @@ def paddle_infer(model, x):
 
 
 def predictor_infer(model, x_np, threads):
-    import paddle.inference as pi
-
-    d = tempfile.mkdtemp()
-    paddle.jit.save(model, f"{d}/m", input_spec=[paddle.static.InputSpec([None, 1, 28, 28], "float32", "x")])
-    import os
-    cfg = pi.Config(f"{d}/m.json" if os.path.exists(f"{d}/m.json") else f"{d}/m.pdmodel", f"{d}/m.pdiparams")
-    cfg.disable_gpu()
-    cfg.enable_mkldnn()
-    cfg.set_cpu_math_library_num_threads(threads)
-    cfg.disable_glog_info()
-    pred = pi.create_predictor(cfg)
-    inp = pred.get_input_handle(pred.get_input_names()[0])
-    out = pred.get_output_handle(pred.get_output_names()[0])
-
-    def run():
-        inp.copy_from_cpu(x_np)
-        pred.run()
-        return float(out.copy_to_cpu()[0, 0])
-    return run
+    """The scoring path: Paddle Inference + oneDNN (supernet.evaluate.PredictorBackend)."""
+    run = PredictorBackend([1, 28, 28], threads).load(model)
+    return lambda: float(run(x_np)[0, 0])
 
 
 def torch_model(arch: Arch):

@@ -25,6 +25,15 @@ def calibration_batches(images: np.ndarray, batch_size: int) -> list[paddle.Tens
     return [paddle.to_tensor(images[i: i + batch_size]) for i in range(0, len(images), batch_size)]
 
 
+def calibration_set(train, batches: int, batch_size: int, seed: int = 0) -> list[paddle.Tensor]:
+    """K fixed batches of un-augmented training images from a train source (empty when K = 0)."""
+    from .data import calibration_images
+
+    if not batches:
+        return []
+    return calibration_batches(calibration_images(train, batches * batch_size, seed), batch_size)
+
+
 @paddle.no_grad()
 def recalibrate(model: nn.Layer, batches: Iterable[paddle.Tensor]) -> None:
     """Set the BN running statistics of the active (sub)net to exact averages over ``batches``."""

@@ -24,9 +24,9 @@ from typing import Iterable
 import numpy as np
 import paddle
 
-from .bn_calib import calibration_batches, recalibrate
+from .bn_calib import calibration_set, recalibrate
 from .config import load_config
-from .data import build_loaders, calibration_images
+from .data import build_loaders
 from .resnet import SuperNet, load_weights
 from .space import Arch
 from .supernet_train import net_config
@@ -82,23 +82,29 @@ def load_supernet(checkpoint: str | Path, config: str | Path | None = None) -> t
     return model, cfg
 
 
+def config_loaders(cfg: dict, batch_size: int, seed: int = 0, val_images: int | None = None):
+    """(train, val) batch sources of a supernet config, single process (scoring, export)."""
+    m, d = cfg["model"], cfg["data"]
+    return build_loaders(m["dataset"], batch_size, seed, data_dir=d["data_dir"], image_dir=d["image_dir"],
+                         train_list=d["train_list"], val_list=d["val_list"], val_images=val_images,
+                         num_workers=d["num_workers"], input_size=net_config(m).input_size)
+
+
 class EvalData:
-    """Calibration batches and evaluation batches, decoded once, kept as tensors."""
+    """Calibration batches and evaluation batches, decoded once, kept for every subnet; and the
+    evaluation engine (one oneDNN predictor folder for the whole run on the predictor backend)."""
 
     def __init__(self, cfg: dict, s: ScoreSettings) -> None:
-        m, d = cfg["model"], cfg["data"]
-        train, val = build_loaders(m["dataset"], s.batch_size, s.seed, data_dir=d["data_dir"],
-                                   image_dir=d["image_dir"], train_list=d["train_list"], val_list=d["val_list"],
-                                   val_images=s.val_images, num_workers=d["num_workers"],
-                                   input_size=net_config(m).input_size)
-        self.calib = calibration_batches(calibration_images(train, s.calib_batches * s.calib_batch_size, s.seed),
-                                         s.calib_batch_size) if s.calib_batches else []
-        self.backend = s.backend
-        self.input_shape = [net_config(m).in_channels, net_config(m).input_size, net_config(m).input_size]
+        train, val = config_loaders(cfg, s.batch_size, s.seed, s.val_images)
+        self.calib = calibration_set(train, s.calib_batches, s.calib_batch_size, s.seed)
+        nc = net_config(cfg["model"])
+        self.input_shape = [nc.in_channels, nc.input_size, nc.input_size]
         batches = [(np.ascontiguousarray(x, dtype=np.float32), np.asarray(y)) for x, y in val.epoch(0)]
         if s.backend == "predictor":
+            self.predictor: PredictorBackend | None = PredictorBackend(self.input_shape)
             self.val = batches
         else:
+            self.predictor = None
             self.val = [(paddle.to_tensor(x), paddle.to_tensor(y)) for x, y in batches]
         self.n_val = sum(len(y) for _, y in batches)
 
@@ -147,9 +153,6 @@ class PredictorBackend:
         return sum(int((run(x).argmax(axis=-1) == y).sum()) for x, y in batches)
 
 
-_PREDICTORS: dict[tuple, PredictorBackend] = {}
-
-
 @paddle.no_grad()
 def score(model: SuperNet, arch: Arch, data: EvalData) -> float:
     """Top-1 (%) of ``arch``: extract, recalibrate BN on the cached batches, evaluate the cached images."""
@@ -157,10 +160,8 @@ def score(model: SuperNet, arch: Arch, data: EvalData) -> float:
     if data.calib:
         recalibrate(sub, data.calib)
     sub.eval()
-    if data.backend == "predictor":
-        key = tuple(data.input_shape)
-        backend = _PREDICTORS.setdefault(key, PredictorBackend(data.input_shape))
-        return 100.0 * backend.correct(sub, data.val) / data.n_val
+    if data.predictor is not None:
+        return 100.0 * data.predictor.correct(sub, data.val) / data.n_val
     correct = paddle.zeros([], dtype="int64")
     for x, y in data.val:
         correct += (sub(x).argmax(axis=-1) == y).astype("int64").sum()

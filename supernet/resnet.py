@@ -157,7 +157,7 @@ class SuperNet(ResNet48):
         full = self.state_dict()
         state = {k: slice_to(full[k], v.shape).clone() for k, v in sub.state_dict().items()}
         sub.set_state_dict(state)
-        sub.eval() if not self.training else sub.train()
+        sub.train(self.training)
         return sub
 
 

@@ -19,9 +19,9 @@ import paddle.distributed as dist
 import paddle.nn.functional as F
 
 from . import checkpoint
-from .bn_calib import calibration_batches, preserved_bn_stats, recalibrate
+from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import dump
-from .data import build_loaders, calibration_images
+from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
 from .runtime import Context, JsonLog, atomic_write_bytes
 from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, get_space, parse_code
@@ -120,10 +120,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "config.yaml", dump(cfg).encode())
-    calib = None
-    if t["eval_codes"] and t["calib_batches"]:
-        calib = calibration_batches(calibration_images(train, t["calib_batches"] * train.batch_size, t["seed"]),
-                                    train.batch_size)
+    calib = calibration_set(train, t["calib_batches"], train.batch_size, t["seed"]) if t["eval_codes"] else []
     log.info("supernet on %s: %d steps/epoch x %d epochs, global batch %d, peak lr %.4f, space %s, sandwich %s, "
              "%d process(es) on %s", m["dataset"], len(train), t["epochs"], t["batch_size"], sched.peak, space.name,
              {k: sw[k] for k in ("largest", "smallest", "num_random", "inplace_distill")}, ctx.world, ctx.device)

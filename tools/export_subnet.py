@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import supernet  # noqa: E402,F401
 import paddle  # noqa: E402
 
-from supernet.bn_calib import calibration_batches, recalibrate  # noqa: E402
-from supernet.data import DataError, build_loaders, calibration_images  # noqa: E402
-from supernet.evaluate import load_supernet  # noqa: E402
+from supernet.bn_calib import calibration_set, recalibrate  # noqa: E402
+from supernet.data import DataError  # noqa: E402
+from supernet.evaluate import config_loaders, load_supernet  # noqa: E402
 from supernet.runtime import setup_logging  # noqa: E402
 from supernet.space import ArchCodeError, parse_code  # noqa: E402
 from supernet.supernet_train import net_config  # noqa: E402
@@ -45,12 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         model, cfg = load_supernet(a.checkpoint, a.config)
         sub = model.extract(arch)
         if a.calib_batches:
-            m, d = cfg["model"], cfg["data"]
-            train, _ = build_loaders(m["dataset"], a.calib_batch_size, a.seed, data_dir=d["data_dir"],
-                                     image_dir=d["image_dir"], train_list=d["train_list"], val_list=d["val_list"],
-                                     num_workers=d["num_workers"], input_size=net_config(m).input_size)
-            imgs = calibration_images(train, a.calib_batches * a.calib_batch_size, a.seed)
-            recalibrate(sub, calibration_batches(imgs, a.calib_batch_size))
+            train, _ = config_loaders(cfg, a.calib_batch_size, a.seed)
+            recalibrate(sub, calibration_set(train, a.calib_batches, a.calib_batch_size, a.seed))
     except (ArchCodeError, FileNotFoundError, ValueError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
