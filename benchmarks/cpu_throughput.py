@@ -5,6 +5,9 @@ in PyTorch side by side (a benchmark-only extra, never a project dependency).
 
   python benchmarks/cpu_throughput.py [--batch 128] [--rounds 3] [--no-torch]
 
+``*_paddleconv`` columns: the same model with RESNET48_NAS_CONV=paddle (Paddle's own CPU convolution
+instead of oneDNN, supernet/onednn.py), measured in the same rounds.
+
 Run it with the thread settings under test, e.g. OMP_NUM_THREADS=1 or MKL_DEBUG_CPU_TYPE= (empty:
 MKL's default path on AMD); the table header prints what was in force.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 
 from common import FMNIST28, environment, interleaved, print_table, size_codes, write_json
 
@@ -32,6 +36,18 @@ def paddle_train(model, x, y, opt):
         opt.clear_grad(set_to_zero=False)
         return float(loss)
     return step
+
+
+def with_conv(backend, fn):
+    """Run ``fn`` with CPU convolutions on ``backend`` (supernet/onednn.py): before/after in one run."""
+    def run():
+        old = os.environ.get("RESNET48_NAS_CONV")
+        os.environ["RESNET48_NAS_CONV"] = backend
+        try:
+            return fn()
+        finally:
+            os.environ.pop("RESNET48_NAS_CONV") if old is None else os.environ.__setitem__("RESNET48_NAS_CONV", old)
+    return run
 
 
 def paddle_infer(model, x):
@@ -114,7 +130,8 @@ def main() -> None:
     rows = []
     for name, arch in size_codes().items():
         sub = ResNet48.from_code(arch, FMNIST28)
-        fns_train = {"standalone": paddle_train(sub, x, y, paddle.optimizer.Momentum(0.01, parameters=sub.parameters()))}
+        step = paddle_train(sub, x, y, paddle.optimizer.Momentum(0.01, parameters=sub.parameters()))
+        fns_train = {"standalone": step, "standalone_paddleconv": with_conv("paddle", step)}
         opt_sn = paddle.optimizer.Momentum(0.01, parameters=sn.parameters())
 
         def sn_train(arch=arch):
@@ -129,7 +146,8 @@ def main() -> None:
             sn.set_active(arch)
             sn.eval()
             return paddle_infer(sn, x)()
-        fns_infer = {"standalone": paddle_infer(sub_eval, x), "supernet": sn_infer,
+        fns_infer = {"standalone": paddle_infer(sub_eval, x),
+                     "standalone_paddleconv": with_conv("paddle", paddle_infer(sub_eval, x)), "supernet": sn_infer,
                      "predictor_onednn": predictor_infer(sub_eval, x_np, threads)}
         if use_torch:
             t_train, t_infer = torch_fns(arch, x_np, y_np, threads)
@@ -142,6 +160,8 @@ def main() -> None:
         row.update({f"infer_{k}": a.batch / v for k, v in ti.items()})
         if use_torch:
             row["train_ratio_vs_torch"] = row["train_standalone"] / row["train_torch"]
+            row["paddleconv_train_ratio_vs_torch"] = row["train_standalone_paddleconv"] / row["train_torch"]
+            row["supernet_train_ratio_vs_torch"] = row["train_supernet"] / row["train_torch"]
             row["infer_ratio_vs_torch"] = row["infer_standalone"] / row["infer_torch"]
             row["predictor_ratio_vs_torch"] = row["infer_predictor_onednn"] / row["infer_torch"]
         rows.append(row)

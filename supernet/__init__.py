@@ -5,9 +5,15 @@ Importing the package first tunes the CPU math libraries, before paddle is impor
   paddle.distributed.launch the launcher sets it per process and we leave it alone).
 - MKL_DEBUG_CPU_TYPE=5 on AMD CPUs: the MKL inside Paddle's CPU wheel otherwise takes a slow
   generic path there; this doubles conv/matmul speed on the development machines (BENCHMARKS.md).
+- glibc malloc keeps large blocks in the heap instead of mmap-ing and unmapping every activation
+  (M_MMAP_THRESHOLD 32 MB, no trimming): Paddle's CPU allocator frees each op's output straight back
+  to malloc, and the fresh pages of a new mapping cost a page fault each; residual adds ran 4x
+  slower for it (BENCHMARKS.md). Skipped when the user set MALLOC_MMAP_THRESHOLD_ themselves.
 Both are defaults only: a value the user set wins.
 """
+import ctypes
 import os
+import sys
 
 
 def _cpu_vendor() -> str:
@@ -26,5 +32,21 @@ if "OMP_NUM_THREADS" not in os.environ:
                                         else (os.cpu_count() or 1))
 if _cpu_vendor() == "AuthenticAMD":
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+
+
+
+def _keep_large_blocks_in_heap() -> None:
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+_keep_large_blocks_in_heap()
 
 __version__ = "0.1.0"

@@ -16,14 +16,27 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .onednn import conv2d
 
-class ElasticConv2D(nn.Conv2D):
-    """Conv2D (no bias) using ``weight[:active_out, :in_channels_of_x]``."""
+
+class Conv2D(nn.Conv2D):
+    """Plain Conv2D (no bias, NCHW) whose forward runs on oneDNN on the CPU (supernet/onednn.py)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          bias_attr=False)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return conv2d(x, self.weight, self._stride, self._padding)
+
+
+class ElasticConv2D(Conv2D):
+    """Conv2D (no bias) using ``weight[:active_out, :in_channels_of_x]``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         self.active_out = out_channels
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -31,8 +44,7 @@ class ElasticConv2D(nn.Conv2D):
         cin = x.shape[1]
         if self.active_out != w.shape[0] or cin != w.shape[1]:
             w = w[: self.active_out, :cin]
-        return F.conv2d(x, w, None, self._stride, self._padding, self._dilation, self._groups,
-                        self._data_format)
+        return conv2d(x, w, self._stride, self._padding)
 
 
 class ElasticBatchNorm2D(nn.BatchNorm2D):

@@ -17,7 +17,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from .elastic import ElasticBatchNorm2D, ElasticConv2D, ElasticLinear, slice_to
+from .elastic import Conv2D, ElasticBatchNorm2D, ElasticConv2D, ElasticLinear, slice_to
 from .space import (FULL_SPACE, HEAD_INDEX, IMAGENET, NUM_SLOTS, Arch, ChannelPlan, NetConfig, channel_plan,
                     parse_code, tied_violation)
 
@@ -31,11 +31,7 @@ class LayerKit:
     linear: type
 
 
-def _plain_conv(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0) -> nn.Conv2D:
-    return nn.Conv2D(cin, cout, k, stride=stride, padding=padding, bias_attr=False)
-
-
-PLAIN = LayerKit(conv=_plain_conv, bn=nn.BatchNorm2D, linear=nn.Linear)
+PLAIN = LayerKit(conv=Conv2D, bn=nn.BatchNorm2D, linear=nn.Linear)
 ELASTIC = LayerKit(conv=ElasticConv2D, bn=ElasticBatchNorm2D, linear=ElasticLinear)
 
 
