@@ -38,6 +38,7 @@ VARIANTS: dict[str, list[str]] = {
     "sandwich_no_kd": ["sandwich.inplace_distill=false"],
     "full_space": ["sandwich.space=full"],
     "kd_half": ["sandwich.distill_weight=0.5"],  # half KD, half hard-label CE for the distilled subnets
+    "kd_late": ["sandwich.distill_after=0.5"],  # hard labels for the first half, in-place KD after
 }
 CALIB = [0, 1, 4, 16]
 

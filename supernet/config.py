@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "num_random": 2,
         "inplace_distill": True,  # subnets learn from the largest subnet's soft outputs
         "distill_weight": 1.0,  # KD share of a distilled subnet's loss; the rest is hard-label CE
+        "distill_after": 0.0,  # fraction of training with hard labels only before in-place KD starts
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },

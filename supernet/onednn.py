@@ -208,14 +208,19 @@ def _plan(x_shape: list[int], w_shape: list[int], stride: int, pad: int) -> _Con
     return plan
 
 
+def _forward(x: paddle.Tensor, w: paddle.Tensor, stride: int, pad: int) -> tuple[paddle.Tensor, _ConvPlan]:
+    plan = _plan(x.shape, w.shape, stride, pad)
+    y = paddle.empty(plan.out_shape, dtype="float32")
+    plan.forward.run({_ARG_SRC: x.data_ptr(), _ARG_WEIGHTS: w.data_ptr(), _ARG_DST: y.data_ptr()})
+    return y, plan
+
+
 class _OneDNNConv(PyLayer):
     @staticmethod
     def forward(ctx, x: paddle.Tensor, w: paddle.Tensor, stride: int, pad: int) -> paddle.Tensor:
         x, w = x.contiguous(), w.contiguous()
-        plan = _plan(x.shape, w.shape, stride, pad)
-        y = paddle.empty(plan.out_shape, dtype="float32")
-        plan.forward.run({_ARG_SRC: x.data_ptr(), _ARG_WEIGHTS: w.data_ptr(), _ARG_DST: y.data_ptr()})
-        ctx.plan, ctx.need_dx = plan, not x.stop_gradient
+        y, ctx.plan = _forward(x, w, stride, pad)
+        ctx.need_dx = not x.stop_gradient
         ctx.save_for_backward(x, w)
         return y
 
@@ -249,5 +254,7 @@ def conv2d(x: paddle.Tensor, weight: paddle.Tensor, stride: int | Sequence[int] 
     s, p = _int(stride), _int(padding)
     if (s is not None and p is not None and paddle.in_dynamic_mode() and x.place.is_cpu_place()
             and x.dtype == paddle.float32 and weight.dtype == paddle.float32 and backend() == "onednn"):
+        if not paddle.is_grad_enabled():  # evaluation, BN calibration: no autograd node, nothing saved
+            return _forward(x.contiguous(), weight.contiguous(), s, p)[0]
         return _OneDNNConv.apply(x, weight, s, p)
     return F.conv2d(x, weight, None, stride, padding)

@@ -125,8 +125,13 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
              "%d process(es) on %s", m["dataset"], len(train), t["epochs"], t["batch_size"], sched.peak, space.name,
              {k: sw[k] for k in ("largest", "smallest", "num_random", "inplace_distill")}, ctx.world, ctx.device)
 
+    # In-place KD from a largest subnet that is still near chance slows everyone's early learning
+    # (BENCHMARKS.md), so it can start after a fraction of training.
+    distill_from = int(sw["distill_after"] * steps)
+
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
         subnets = sandwich(space, sw, t["seed"], step)
+        inplace_distill = sw["inplace_distill"] and step >= distill_from
         if step % t["log_every"] == 0 and not ranks_agree(ctx, _codes_hash(subnets)):
             raise RuntimeError(f"step {step}: ranks sampled different subnets; check that all nodes run one config")
         with paddle.no_grad():
@@ -142,7 +147,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
                     logits = net(x)
                     ce = F.cross_entropy(logits, y, label_smoothing=t["label_smoothing"])
                     kd_target = target
-                    if kd_target is None and sw["inplace_distill"] and s.kind != "largest":
+                    if kd_target is None and inplace_distill and s.kind != "largest":
                         kd_target = largest_probs
                     if kd_target is None:
                         loss = ce

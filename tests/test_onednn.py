@@ -89,3 +89,13 @@ def test_not_used_for_other_dtypes(conv_backend):
     x = paddle.randn([1, 2, 5, 5]).astype("float64")
     w = paddle.randn([3, 2, 3, 3]).astype("float64")
     np.testing.assert_allclose(onednn.conv2d(x, w, 1, 1).numpy(), F.conv2d(x, w, padding=1).numpy())
+
+
+def test_no_grad_forward(conv_backend):
+    """Under no_grad (evaluation, BN calibration) the forward runs without an autograd node."""
+    conv_backend("onednn")
+    x, w = paddle.randn([2, 4, 9, 9]), paddle.randn([6, 4, 3, 3])
+    with paddle.no_grad():
+        y = onednn.conv2d(x, w, 2, 1)
+    np.testing.assert_allclose(y.numpy(), F.conv2d(x, w, stride=2, padding=1).numpy(), rtol=1e-4, atol=1e-4)
+    assert y.stop_gradient

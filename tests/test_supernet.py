@@ -216,3 +216,26 @@ def test_external_teacher_and_init_from_full_checkpoint(tmp_path):
                         *TINY, "-o", f"train.output_dir={out}2", "-o", f"sandwich.teacher={bad}", "--max_steps", "1"],
                        env=run_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "teacher checkpoint" in r.stderr and "does not fit" in r.stderr
+
+
+def test_inplace_distillation_starts_after_the_given_fraction(tmp_path):
+    """distill_after=0.5: the first half of training is exactly the no-KD recipe, the second half is not."""
+    real_fmnist()
+    from supernet.runtime import setup
+    from supernet.supernet_train import train_supernet
+
+    ctx = setup("cpu")
+    losses = {}
+    for name, over in (("no_kd", ["sandwich.inplace_distill=false"]), ("kd_late", ["sandwich.distill_after=0.5"])):
+        tiny = [o for o in TINY if o != "-o"]
+        cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml",
+                          tiny + over + ["train.eval_codes=0", f"train.output_dir={tmp_path / name}"])
+        train_supernet(cfg, ctx)
+        records = [json.loads(l) for l in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        losses[name] = {r["step"]: r["loss_random"] for r in records if r["kind"] == "train"}
+    half = 8  # 256 images / batch 32 = 8 steps per epoch, 2 epochs
+    early = [s for s in losses["no_kd"] if s <= half]
+    late = [s for s in losses["no_kd"] if s > half]
+    assert early and late
+    assert all(losses["kd_late"][s] == losses["no_kd"][s] for s in early)
+    assert all(losses["kd_late"][s] != losses["no_kd"][s] for s in late)
