@@ -118,5 +118,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return cfg
 
 
+def non_default(cfg: dict, defaults: dict = DEFAULTS) -> dict:
+    """The values of ``cfg`` that differ from ``defaults`` (nested). Used to identify a run, so that a
+    newer version adding a config key (at its default) still recognises runs of an older one."""
+    out = {}
+    for k, v in cfg.items():
+        d = defaults.get(k) if isinstance(defaults, dict) else None
+        if isinstance(v, dict) and isinstance(d, dict):
+            sub = non_default(v, d)
+            if sub:
+                out[k] = sub
+        elif k not in defaults or v != d:
+            out[k] = v
+    return out
+
+
 def dump(cfg: dict) -> str:
     return yaml.safe_dump(cfg, sort_keys=False)

@@ -247,6 +247,7 @@ def _int(v: int | Sequence[int]) -> int | None:
     return v[0] if len(set(v)) == 1 and len(v) in (1, 2) else None
 
 
+@paddle.jit.not_to_static  # traced for export: runs as Python, and in_dynamic_mode() sends it to F.conv2d
 def conv2d(x: paddle.Tensor, weight: paddle.Tensor, stride: int | Sequence[int] = 1,
            padding: int | Sequence[int] = 0) -> paddle.Tensor:
     """``F.conv2d(x, weight, stride=stride, padding=padding)`` (NCHW, no bias, no dilation, groups 1),

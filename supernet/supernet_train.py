@@ -20,7 +20,7 @@ import paddle.nn.functional as F
 
 from . import checkpoint
 from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
-from .config import dump
+from .config import dump, load_config, non_default
 from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
 from .runtime import Context, JsonLog, atomic_write_bytes
@@ -84,12 +84,32 @@ def build_teacher(sw: dict, cfg: NetConfig) -> ResNet48 | None:
     return teacher
 
 
+_BOOKKEEPING = ("output_dir", "save_every_steps", "log_every", "keep_checkpoints")
+
+
+def run_identity(cfg: dict) -> dict:
+    """What makes two configs the same training run: every value that is not at its default,
+    bookkeeping (output folder, checkpoint and log cadence) left out."""
+    same = {k: v for k, v in cfg.items()}
+    same["train"] = {k: v for k, v in cfg["train"].items() if k not in _BOOKKEEPING}
+    return non_default(same)
+
+
+def finished(out: Path, cfg: dict) -> bool:
+    """True when ``out`` holds the final weights of this very run (so resuming has nothing to do)."""
+    weights, saved = out / "supernet.pdparams", out / "supernet.yaml"
+    return weights.is_file() and saved.is_file() and run_identity(load_config(saved)) == run_identity(cfg)
+
+
 def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int | None = None) -> Path:
     """Train a supernet as ``cfg`` says; returns the output folder (checkpoints, logs, final weights)."""
     m, d, t, sw = cfg["model"], cfg["data"], cfg["train"], cfg["sandwich"]
     ncfg = net_config(m)
     space = get_space(sw["space"])
     out = Path(t["output_dir"])
+    if resume and max_steps is None and finished(out, cfg):
+        log.info("%s already holds this run's final weights: nothing to train", out)
+        return out
     if t["batch_size"] % ctx.world:
         raise ValueError(f"train.batch_size {t['batch_size']} is not divisible by {ctx.world} processes")
     train, val = build_loaders(m["dataset"], t["batch_size"] // ctx.world, t["seed"], ctx.rank, ctx.world,
@@ -111,11 +131,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     opt = build_optimizer(model, sched, t["momentum"], t["nesterov"], t["weight_decay"], t["grad_clip"])
     amp = Amp(ctx.on_gpu and t["amp"])
     net = paddle.DataParallel(model, find_unused_parameters=True) if ctx.world > 1 else model
-    run_desc = {k: v for k, v in cfg.items()}
-    run_desc["train"] = {k: v for k, v in t.items() if k not in ("output_dir", "save_every_steps", "log_every",
-                                                                 "keep_checkpoints")}
-    run_desc["world"] = ctx.world
-    fp = checkpoint.fingerprint(run_desc)
+    fp = checkpoint.fingerprint({"run": run_identity(cfg), "world": ctx.world})
     jlog = JsonLog(out / "log.jsonl" if ctx.is_main else None)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -239,3 +239,21 @@ def test_inplace_distillation_starts_after_the_given_fraction(tmp_path):
     assert early and late
     assert all(losses["kd_late"][s] == losses["no_kd"][s] for s in early)
     assert all(losses["kd_late"][s] != losses["no_kd"][s] for s in late)
+
+
+def test_finished_run_is_recognised_across_added_config_keys(tmp_path):
+    """A run saved before a config key existed (the key at its default) is the same run; another lr is not."""
+    import yaml
+
+    from supernet.supernet_train import finished, run_identity
+
+    cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml", [f"train.output_dir={tmp_path}"])
+    old = json.loads(json.dumps(cfg))
+    del old["sandwich"]["distill_after"]  # as written by a version without that key
+    old["train"]["output_dir"] = "elsewhere"  # bookkeeping does not count
+    (tmp_path / "supernet.yaml").write_text(yaml.safe_dump(old))
+    assert not finished(tmp_path, cfg)  # no weights yet
+    (tmp_path / "supernet.pdparams").write_bytes(b"weights")
+    assert finished(tmp_path, cfg)
+    assert not finished(tmp_path, load_config(ROOT / "configs" / "fmnist_sandwich.yaml", ["train.lr=0.3"]))
+    assert "sandwich" not in run_identity(cfg)  # the sandwich section is all defaults
