@@ -23,4 +23,4 @@ def test_run_proxy_end_to_end(tmp_path, dev_gt):
     r2 = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900)
     assert r2.returncode == 0, r2.stderr[-3000:]
     n = len(json.loads(dev_gt.read_text()))
-    assert "resuming from" in r2.stderr and f"{n} already done" in r2.stderr
+    assert "already holds this run's final weights" in r2.stderr and f"{n} already done" in r2.stderr
