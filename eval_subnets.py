@@ -21,7 +21,7 @@ import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile
 from supernet.data import DataError
 from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_supernet, make_header,
-                               read_journals, run_scoring, shard_keys)
+                               read_journals, run_scoring, shard_keys, submission_values)
 from supernet.runtime import barrier, setup
 from supernet.space import tied_violation
 
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", choices=["auto", "dygraph", "predictor"], default="auto",
                    help="evaluation engine: predictor = Paddle Inference + oneDNN (fast on CPU); "
                         "auto = predictor on CPU, dygraph on GPU")
+    p.add_argument("--rank-by", choices=["loss", "top1"], default="loss",
+                   help="the submission's number: loss = 100*exp(-cross-entropy) on the evaluation images "
+                        "(ranks better on the proxy, BENCHMARKS.md), top1 = accuracy %%; the journal keeps both")
     a = p.parse_args(argv)
     try:
         shard = parse_shard(a.shard)
@@ -113,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%d codes have no score (e.g. %s); run the same command again to finish", len(missing), missing[:5])
         return 1
     name = "submission.json" if shard == (0, 1) else f"submission.{tag}.json"
-    archfile.write_official(out / name, {k: archs[k] for k in keys}, {k: done[k]["acc"] for k in keys})
+    try:
+        values = submission_values(done, keys, a.rank_by)
+    except JournalError as e:
+        log.error("%s", e)
+        return 2
+    archfile.write_official(out / name, {k: archs[k] for k in keys}, values)
     log.info("submission with %d scores: %s", len(keys), out / name)
     return 0
 

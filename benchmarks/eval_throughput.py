@@ -79,7 +79,7 @@ def main() -> None:
         sc = time.perf_counter() - t
         macs = count_cost(arch, FMNIST28).macs
         rows.append({"MMACs": macs / 1e6, "dygraph_fwd_s": fwd, "predictor_fwd_s": pfwd, "score_s": sc,
-                     "ratio_vs_dygraph": sc / fwd, "ratio_vs_predictor": sc / pfwd, "acc": acc})
+                     "ratio_vs_dygraph": sc / fwd, "ratio_vs_predictor": sc / pfwd, "acc": acc.top1})
         tot_score, tot_fwd, tot_pfwd = tot_score + sc, tot_fwd + fwd, tot_pfwd + pfwd
         tot_macs += macs * data.n_val
     print_table(f"per subnet: score (extract + {a.calib_batches}x{a.calib_batch_size} calibration + "

@@ -148,24 +148,51 @@ class PredictorBackend:
             return out.copy_to_cpu()
         return run
 
-    def correct(self, sub: paddle.nn.Layer, batches: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    def logits(self, sub: paddle.nn.Layer, batches: list[tuple[np.ndarray, np.ndarray]]):
         run = self.load(sub)
-        return sum(int((run(x).argmax(axis=-1) == y).sum()) for x, y in batches)
+        return ((run(x), y) for x, y in batches)
+
+
+def _counts(logits: np.ndarray, y: np.ndarray) -> tuple[int, float]:
+    """(correct, summed cross-entropy) of one batch; float64 log-sum-exp."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    nll = np.log(np.exp(z).sum(axis=-1)) - z[np.arange(len(y)), y]
+    return int((logits.argmax(axis=-1) == y).sum()), float(nll.sum())
+
+
+@dataclass(frozen=True)
+class Score:
+    top1: float  # %
+    nll: float  # mean cross-entropy (nats)
+
+    def value(self, rank_by: str) -> float:
+        """The submission's number: top-1 %, or for ``loss`` 100 * exp(-nll), the geometric mean of
+        the true class's probability in %, which orders subnets by loss on the same scale."""
+        if rank_by == "top1":
+            return self.top1
+        if rank_by == "loss":
+            return 100.0 * float(np.exp(-self.nll))
+        raise ValueError(f"rank_by {rank_by!r}: use top1 or loss")
 
 
 @paddle.no_grad()
-def score(model: SuperNet, arch: Arch, data: EvalData) -> float:
-    """Top-1 (%) of ``arch``: extract, recalibrate BN on the cached batches, evaluate the cached images."""
+def score(model: SuperNet, arch: Arch, data: EvalData) -> Score:
+    """Top-1 and cross-entropy of ``arch``: extract, recalibrate BN on the cached batches, evaluate the
+    cached images. Both come from the same logits."""
     sub = model.extract(arch)
     if data.calib:
         recalibrate(sub, data.calib)
     sub.eval()
     if data.predictor is not None:
-        return 100.0 * data.predictor.correct(sub, data.val) / data.n_val
-    correct = paddle.zeros([], dtype="int64")
-    for x, y in data.val:
-        correct += (sub(x).argmax(axis=-1) == y).astype("int64").sum()
-    return 100.0 * int(correct) / data.n_val
+        outputs = data.predictor.logits(sub, data.val)
+    else:
+        outputs = ((sub(x).numpy(), y.numpy()) for x, y in data.val)
+    correct, nll = 0, 0.0
+    for logits, y in outputs:
+        c, n = _counts(logits, np.asarray(y))
+        correct, nll = correct + c, nll + n
+    return Score(100.0 * correct / data.n_val, nll / data.n_val)
 
 
 class Journal:
@@ -204,8 +231,8 @@ class Journal:
             rec = json.loads(line)
             self.done[rec["key"]] = rec
 
-    def add(self, key: str, arch: Arch, acc: float, seconds: float) -> None:
-        rec = {"key": key, "arch": arch.code, "acc": acc, "s": round(seconds, 4)}
+    def add(self, key: str, arch: Arch, sc: Score, seconds: float) -> None:
+        rec = {"key": key, "arch": arch.code, "acc": sc.top1, "nll": sc.nll, "s": round(seconds, 4)}
         self._f.write(json.dumps(rec) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
@@ -225,6 +252,16 @@ def read_journals(folder: Path, header: dict) -> dict[str, dict]:
     return done
 
 
+def submission_values(done: dict[str, dict], keys: list[str], rank_by: str) -> dict[str, float]:
+    """The submission's number per key from journal records (see Score.value)."""
+    if rank_by == "loss":
+        old = [k for k in keys if "nll" not in done[k]]
+        if old:
+            raise JournalError(f"{len(old)} journal records (e.g. {old[0]}) were written without a loss; "
+                               "use --rank-by top1 or score them again in a new folder")
+    return {k: Score(done[k]["acc"], done[k].get("nll", float("nan"))).value(rank_by) for k in keys}
+
+
 def make_header(checkpoint: str | Path, cfg: dict, s: ScoreSettings) -> dict:
     return {"checkpoint_sha256": file_sha256(checkpoint), "model": cfg["model"], "settings": asdict(s)}
 
@@ -239,10 +276,10 @@ def run_scoring(model: SuperNet, archs: dict[str, Arch], data: EvalData, journal
     bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
     for i, (key, arch) in enumerate(bar, 1):
         t = time.time()
-        acc = score(model, arch, data)
-        journal.add(key, arch, acc, time.time() - t)
+        sc = score(model, arch, data)
+        journal.add(key, arch, sc, time.time() - t)
         rate = i / max(1e-9, time.time() - t0) * 3600
-        bar.set_postfix(subnets_per_h=f"{rate:.0f}", acc=f"{acc:.2f}")
+        bar.set_postfix(subnets_per_h=f"{rate:.0f}", acc=f"{sc.top1:.2f}")
 
 
 def shard_keys(keys: Iterable[str], index: int, count: int) -> list[str]:

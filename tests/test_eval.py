@@ -232,4 +232,35 @@ def test_predictor_backend_agrees_with_dygraph(setup_dir):
     dy = EvalData(cfg, ScoreSettings(120, 1, 32, 50, 0, "dygraph"))
     pr = EvalData(cfg, ScoreSettings(120, 1, 32, 50, 0, "predictor"))
     for arch in iter_sample(OFFICIAL_SPACE, 3, seed=21):
-        assert score(model, arch, pr) == pytest.approx(score(model, arch, dy), abs=100 / 120 + 1e-9)
+        a, b = score(model, arch, pr), score(model, arch, dy)
+        assert a.top1 == pytest.approx(b.top1, abs=100 / 120 + 1e-9)
+        assert a.nll == pytest.approx(b.nll, rel=1e-3)
+
+
+def test_rank_by_top1_and_loss(setup_dir, reference):
+    """The journal keeps top-1 and cross-entropy; --rank-by chooses the submission's number from them."""
+    import math
+
+    ref_dir = setup_dir / "ref"
+    records = {}
+    for line in (ref_dir / "journal.s0of1.r0.jsonl").read_text().splitlines()[1:]:
+        rec = json.loads(line)
+        records[rec["key"]] = rec
+    for k, v in reference.items():  # default: loss
+        assert v["acc"] == pytest.approx(100 * math.exp(-records[k]["nll"]))
+    r = run(eval_cmd(setup_dir, ref_dir, "--rank-by", "top1"))  # everything scored: only rewrites
+    assert r.returncode == 0, r.stderr[-3000:]
+    top1 = json.loads((ref_dir / "submission.json").read_text())
+    assert {k: v["acc"] for k, v in top1.items()} == {k: records[k]["acc"] for k in records}
+
+
+def test_cross_entropy_counts_match_paddle():
+    from supernet.evaluate import _counts
+
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(50, 10)) * 5).astype("float32")
+    y = rng.integers(0, 10, 50)
+    correct, nll = _counts(logits, y)
+    want = float(paddle.nn.functional.cross_entropy(paddle.to_tensor(logits), paddle.to_tensor(y), reduction="sum"))
+    assert nll == pytest.approx(want, rel=1e-5)
+    assert correct == int((logits.argmax(-1) == y).sum())
