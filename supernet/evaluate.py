@@ -113,8 +113,9 @@ class PredictorBackend:
     """Evaluates a standalone model with Paddle Inference and oneDNN (CPU).
 
     The inference predictor fuses conv + BN + ReLU on oneDNN and runs the same network about 2x
-    faster than dygraph even with dygraph's convolutions on oneDNN (BENCHMARKS.md). Each subnet is traced once
-    with paddle.jit.save into a scratch folder, loaded as a predictor and run over the cached images.
+    faster than dygraph, even with dygraph's convolutions on oneDNN (BENCHMARKS.md). Each subnet is
+    traced once with paddle.jit.save into a scratch folder, loaded as a predictor and run over the
+    cached images.
     """
 
     def __init__(self, input_shape: list[int], threads: int | None = None) -> None:
