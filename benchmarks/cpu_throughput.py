@@ -41,12 +41,12 @@ def paddle_train(model, x, y, opt):
 def with_conv(backend, fn):
     """Run ``fn`` with CPU convolutions on ``backend`` (supernet/onednn.py): before/after in one run."""
     def run():
-        old = os.environ.get("RESNET48_NAS_CONV")
+        old = os.environ.get("RESNET48_NAS_CONV", "auto")
         os.environ["RESNET48_NAS_CONV"] = backend
         try:
             return fn()
         finally:
-            os.environ.pop("RESNET48_NAS_CONV") if old is None else os.environ.__setitem__("RESNET48_NAS_CONV", old)
+            os.environ["RESNET48_NAS_CONV"] = old
     return run
 
 

@@ -98,20 +98,24 @@ class _Lib:
                                                                self.engine, None), "reorder")
         return self.primitive(pd)
 
-    def execute(self, prim: _vp, args: dict[int, _vp]) -> None:
-        arr = (_ExecArg * len(args))(*[_ExecArg(a, m) for a, m in args.items()])
-        self.check(self.lib.dnnl_primitive_execute(prim, self.stream, len(args), arr), "execute")
+    @staticmethod
+    def bind(prim: _vp, args: dict[int, _vp]) -> tuple[_vp, int, ctypes.Array]:
+        """A primitive with its argument array, built once: the memories keep their identity and
+        only their data pointers change between calls."""
+        return prim, len(args), (_ExecArg * len(args))(*[_ExecArg(a, m) for a, m in args.items()])
+
+    def execute(self, call: tuple[_vp, int, ctypes.Array]) -> None:
+        self.check(self.lib.dnnl_primitive_execute(call[0], self.stream, call[1], call[2]), "execute")
 
 
 class _Step:
     """One primitive bound to plain (NCHW/OIHW) user buffers, reordering where oneDNN wants another layout."""
 
     def __init__(self, L: _Lib, pd: _vp, plain: dict[int, tuple[int, _vp, bool]]) -> None:
-        self.L, self.prim = L, L.primitive(pd)
+        self.L = L
         self.user: dict[int, _vp] = {}
         inner: dict[int, _vp] = {}
-        self.pre: list[tuple[_vp, dict]] = []
-        self.post: list[tuple[_vp, dict]] = []
+        pre, post = [], []
         for arg, (query, plain_md, is_output) in plain.items():
             user = self.user[arg] = L.memory(plain_md)
             want = _vp(L.lib.dnnl_primitive_desc_query_md(pd, query, 0))
@@ -120,20 +124,17 @@ class _Step:
                 continue
             inner[arg] = own = L.memory(want, _ALLOCATE)
             if is_output:
-                self.post.append((L.reorder(want, plain_md), {_ARG_SRC: own, _ARG_DST: user}))
+                post.append(L.bind(L.reorder(want, plain_md), {_ARG_SRC: own, _ARG_DST: user}))
             else:
-                self.pre.append((L.reorder(plain_md, want), {_ARG_SRC: user, _ARG_DST: own}))
-        self.args = inner
+                pre.append(L.bind(L.reorder(plain_md, want), {_ARG_SRC: user, _ARG_DST: own}))
+        self.calls = [*pre, L.bind(L.primitive(pd), inner), *post]  # in execution order
 
     def run(self, ptrs: dict[int, int]) -> None:
         lib = self.L.lib
         for arg, ptr in ptrs.items():
             lib.dnnl_memory_set_data_handle(self.user[arg], _vp(ptr))
-        for prim, args in self.pre:
-            self.L.execute(prim, args)
-        self.L.execute(self.prim, self.args)
-        for prim, args in self.post:
-            self.L.execute(prim, args)
+        for call in self.calls:
+            self.L.execute(call)
         lib.dnnl_stream_wait(self.L.stream)
 
 

@@ -90,7 +90,7 @@ _BOOKKEEPING = ("output_dir", "save_every_steps", "log_every", "keep_checkpoints
 def run_identity(cfg: dict) -> dict:
     """What makes two configs the same training run: every value that is not at its default,
     bookkeeping (output folder, checkpoint and log cadence) left out."""
-    same = {k: v for k, v in cfg.items()}
+    same = dict(cfg)
     same["train"] = {k: v for k, v in cfg["train"].items() if k not in _BOOKKEEPING}
     return non_default(same)
 
