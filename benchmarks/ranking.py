@@ -2,7 +2,9 @@
 
 Trains one supernet per recipe from the same seed and the same budget (images, epochs, steps),
 scores the ground-truth codes with each, and prints Kendall tau / Pearson / Spearman next to the
-zero-cost floor (MACs, params). BN recalibration is ablated on the default supernet (off, K = 1, 4, 16); every
+zero-cost floor (MACs, params), and tau minus the better zero-cost predictor's tau with a paired
+bootstrap 95 % interval over codes (tools/rank_corr.py): with two dozen codes, differences of 0.1
+are noise, and the interval says so. BN recalibration is ablated on the default supernet (off, K = 1, 4, 16); every
 scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
 
@@ -40,9 +42,16 @@ VARIANTS: dict[str, list[str]] = {
     "full_space": ["sandwich.space=full"],
     "kd_half": ["sandwich.distill_weight=0.5"],  # half KD, half hard-label CE for the distilled subnets
     "kd_late": ["sandwich.distill_after=0.5"],  # hard labels for the first half, in-place KD after
+    "rank_macs": ["sandwich.rank_weight=1.0"],  # RD-NAS margin ranking loss towards the MACs order
 }
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
+
+
+def _vs(res: dict) -> dict:
+    """Kendall tau minus the best zero-cost predictor's, with its paired-bootstrap 95 % interval over codes."""
+    vs = res["vs_zero_cost"]
+    return {"tau_minus_zc": vs["diff"], "ci95": f"[{vs['lo']:+.2f}, {vs['hi']:+.2f}]", "p_ahead": vs["p_ahead"]}
 
 
 def main() -> None:
@@ -85,7 +94,7 @@ def main() -> None:
                 if name == "default" and k == 4 and rank_by == "loss":
                     rank_corr.plot(res, str(Path(a.out).with_suffix(".png")))
                 row = {"variant": name, "calib_K": k, "rank_by": rank_by, "n": res["n"], "kendall": res["kendall"],
-                       "pearson": res["pearson"], "spearman": res["spearman"], "train_min": train_min,
+                       "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res), "train_min": train_min,
                        "score_min": (time.time() - t) / 60}
                 rows.append(row)
                 details[f"{name}_k{k}_{rank_by}"] = {"config_overrides": VARIANTS[name],
@@ -98,7 +107,8 @@ def main() -> None:
                      "spearman": f["spearman"]})
     print_table(f"ranking on {gt.name}: {a.train_images} training images x {a.epochs} epochs per supernet, "
                 f"{a.val_images} evaluation images", rows,
-                ["variant", "calib_K", "rank_by", "n", "kendall", "pearson", "spearman", "train_min", "score_min"])
+                ["variant", "calib_K", "rank_by", "n", "kendall", "pearson", "spearman", "tau_minus_zc", "ci95",
+                 "p_ahead", "train_min", "score_min"])
     write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details,
                        "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
 

@@ -56,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
         "inplace_distill": True,  # subnets learn from the largest subnet's soft outputs
         "distill_weight": 1.0,  # KD share of a distilled subnet's loss; the rest is hard-label CE
         "distill_after": 0.0,  # fraction of training with hard labels only before in-place KD starts
+        "rank_weight": 0.0,  # >0: margin ranking loss pushing each subnet's CE into the MACs order (RD-NAS)
+        "rank_margin": 0.02,  # the margin per unit of |ln(MACs ratio)| between two subnets
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },

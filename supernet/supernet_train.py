@@ -8,8 +8,10 @@ samples what the uninterrupted one would have.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from .config import dump, load_config, non_default
 from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
 from .runtime import Context, JsonLog, atomic_write_bytes
-from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, get_space, parse_code
+from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, parse_code
 from .train import Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, fit, soft_cross_entropy, zero_init_last_bn
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,25 @@ def sandwich(space: SearchSpace, sw: dict, seed: int, step: int) -> list[Sampled
     if not out:
         raise ValueError("the sandwich samples no subnet: enable largest/smallest or set num_random > 0")
     return out
+
+
+def macs_rank_loss(loss: paddle.Tensor, macs: float, earlier: list[tuple[float, float]],
+                   margin: float) -> paddle.Tensor | None:
+    """Margin ranking loss against the MACs order (RD-NAS, the challenge's 3rd-place solution).
+
+    ``earlier`` holds (loss, MACs) of the subnets already run this step on the same batch. For each
+    pair, the larger subnet should have the lower loss by ``margin * |ln(MACs ratio)|``; only this
+    subnet gets the gradient (the others' losses are numbers), so each subnet still has its own
+    backward pass (memory, and DataParallel's one-backward-per-forward). MACs is a zero-cost
+    teacher: ground truth never enters it. None when no pair differs in MACs.
+    """
+    terms = []
+    for other_loss, other_macs in earlier:
+        if other_macs == macs:
+            continue
+        sign = 1.0 if macs > other_macs else -1.0
+        terms.append(F.relu(sign * (loss - other_loss) + margin * abs(math.log(macs / other_macs))))
+    return paddle.add_n(terms) / len(terms) if terms else None
 
 
 def _codes_hash(subnets: list[Sampled]) -> int:
@@ -144,6 +165,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     # In-place KD from a largest subnet that is still near chance slows everyone's early learning
     # (BENCHMARKS.md), so it can start after a fraction of training.
     distill_from = int(sw["distill_after"] * steps)
+    subnet_macs = functools.lru_cache(maxsize=None)(lambda arch: float(count_cost(arch, ncfg).macs))
 
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
         subnets = sandwich(space, sw, t["seed"], step)
@@ -154,6 +176,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
             target = F.softmax(teacher(x), axis=-1) if teacher is not None else None
         losses: dict[str, list] = {}
         largest_probs = None  # soft targets for in-place distillation, once the largest subnet has run
+        ranked: list[tuple[float, float]] = []  # (hard-label CE, MACs) of the subnets run so far
         n = len(subnets)
         for i, s in enumerate(subnets):
             model.set_active(s.arch)
@@ -170,6 +193,12 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
                     else:
                         w = sw["distill_weight"]
                         loss = w * soft_cross_entropy(logits, kd_target) + (1 - w) * ce
+                    if sw["rank_weight"]:
+                        macs = subnet_macs(s.arch)
+                        rank = macs_rank_loss(ce, macs, ranked, sw["rank_margin"])
+                        ranked.append((float(ce), macs))
+                        if rank is not None:
+                            loss = loss + sw["rank_weight"] * rank
                 if s.kind == "largest":
                     largest_probs = F.softmax(logits.detach().astype("float32"), axis=-1)
                 amp.backward(loss / n)

@@ -11,7 +11,7 @@ from scipy import stats
 
 from conftest import ROOT, run_and_kill, run_env, write_idx
 from supernet.config import load_config
-from supernet.metrics import kendall_tau_b, pearson, spearman, top_k_overlap
+from supernet.metrics import bootstrap_tau_diff, kendall_tau_b, pearson, spearman, top_k_overlap
 from supernet.resnet import ResNet48, SuperNet
 from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample
 from supernet.supernet_train import save_supernet
@@ -203,6 +203,21 @@ def test_rank_metrics_equal_scipy_with_ties():
     assert top_k_overlap([3, 2, 1, 0], [3, 2, 0, 1], 2) == 1.0
 
 
+def test_bootstrap_tau_difference():
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=30)
+    noisy = gt + rng.normal(scale=1.0, size=30)
+    same = bootstrap_tau_diff(noisy, noisy, gt, n_boot=200)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0 and same["p_ahead"] == 0.0
+    perfect = bootstrap_tau_diff(gt, noisy, gt, n_boot=200)
+    assert perfect["diff"] == pytest.approx(1 - kendall_tau_b(noisy, gt))
+    assert 0 < perfect["lo"] <= perfect["diff"] <= perfect["hi"] and perfect["p_ahead"] > 0.95
+    backwards = bootstrap_tau_diff(-gt, gt, gt, n_boot=200)
+    assert backwards["diff"] == -2.0 and backwards["p_ahead"] == 0.0
+    with pytest.raises(ValueError):
+        bootstrap_tau_diff(gt[:5], gt, gt)
+
+
 def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     gt = json.loads(dev_gt.read_text())
     # predictions under other keys, in another order, one extra code: matching is by code
@@ -222,6 +237,10 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     assert res["kendall"] == pytest.approx(stats.kendalltau(p, g).statistic)
     assert res["pearson"] == pytest.approx(stats.pearsonr(p, g).statistic)
     assert {"macs", "params"} == set(res["floor"])
+    vs = res["vs_zero_cost"]  # paired bootstrap against the better zero-cost predictor
+    best = max(res["floor"], key=lambda k: res["floor"][k]["kendall"])
+    assert vs["against"] == best and vs["diff"] == pytest.approx(res["kendall"] - res["floor"][best]["kendall"])
+    assert vs["lo"] <= vs["diff"] <= vs["hi"]
     assert png.stat().st_size > 10_000
 
 

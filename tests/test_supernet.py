@@ -257,3 +257,49 @@ def test_finished_run_is_recognised_across_added_config_keys(tmp_path):
     assert finished(tmp_path, cfg)
     assert not finished(tmp_path, load_config(ROOT / "configs" / "fmnist_sandwich.yaml", ["train.lr=0.3"]))
     assert "sandwich" not in run_identity(cfg)  # the sandwich section is all defaults
+
+
+def test_macs_rank_loss_pushes_the_larger_subnet_below_the_smaller():
+    """The larger subnet is pushed down, the smaller up, only inside the margin; equal MACs add nothing."""
+    from supernet.supernet_train import macs_rank_loss
+
+    loss = paddle.to_tensor(0.50, stop_gradient=False)
+    # this subnet is larger than one whose loss is 0.45: violation 0.05 plus margin 0.1 * ln 2
+    r = macs_rank_loss(loss, 2e6, [(0.45, 1e6)], margin=0.1)
+    assert float(r) == pytest.approx(0.05 + 0.1 * np.log(2), rel=1e-5)
+    r.backward()
+    assert float(loss.grad) == pytest.approx(1.0)  # gradient descent lowers the larger subnet's loss
+    loss.clear_gradient()
+    # smaller than a subnet with loss 0.52: should have the higher loss by the margin; it is 0.02 short of it
+    r = macs_rank_loss(loss, 1e6, [(0.52, 4e6)], margin=0.1)
+    assert float(r) == pytest.approx(0.02 + 0.1 * np.log(4), rel=1e-5)
+    r.backward()
+    assert float(loss.grad) == pytest.approx(-1.0)
+    # well ordered beyond the margin: zero; the mean is over pairs; equal MACs are skipped
+    assert float(macs_rank_loss(loss, 1e6, [(0.1, 2e6)], margin=0.1)) == 0.0
+    r = macs_rank_loss(loss, 2e6, [(0.1, 1e6), (0.9, 1e6)], margin=0.0)
+    assert float(r) == pytest.approx(0.4 / 2)
+    assert macs_rank_loss(loss, 1e6, [(0.3, 1e6)], margin=0.1) is None
+    assert macs_rank_loss(loss, 1e6, [], margin=0.1) is None
+
+
+def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
+    real_fmnist()
+    from supernet.runtime import setup
+    from supernet.supernet_train import train_supernet
+
+    ctx = setup("cpu")
+    tiny = [o for o in TINY if o != "-o"]
+    losses = {}
+    for name, over in (("plain", []), ("zero", ["sandwich.rank_weight=0"]), ("ranked", ["sandwich.rank_weight=1.0"])):
+        cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml",
+                          tiny + over + ["train.eval_codes=0", "train.epochs=1", f"train.output_dir={tmp_path / name}"])
+        train_supernet(cfg, ctx)
+        records = [json.loads(l) for l in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        losses[name] = [r["loss_random"] for r in records if r["kind"] == "train"]
+    assert losses["plain"] and losses["zero"] == losses["plain"]
+    assert all(np.isfinite(losses["ranked"]))
+    weights = {k: paddle.load(str(tmp_path / k / "supernet.pdparams")) for k in ("plain", "zero", "ranked")}
+    first = next(iter(weights["plain"]))
+    assert np.array_equal(weights["zero"][first].numpy(), weights["plain"][first].numpy())
+    assert any(not np.array_equal(weights["ranked"][k].numpy(), v.numpy()) for k, v in weights["plain"].items())
