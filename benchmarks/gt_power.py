@@ -1,0 +1,133 @@
+"""How far above the MACs floor can any predictor be *seen* to be on a ground-truth file?
+
+The ground truth is noisy: two standalone runs of one code differ about as much as codes differ
+from each other. This simulation takes the noise and the spread between codes estimated from the
+file itself (codes with several seeds), and asks, for files of several sizes:
+
+- ceiling: the Kendall tau of a perfect predictor (the codes' expected accuracies) against the
+  noisy per-code means, i.e. the best any supernet can score;
+- the predictor quality (correlation rho with the expected accuracies) that reproduces the
+  observed MACs tau; rho = 1 means MACs is already at the ceiling on this file;
+- power: how often a paired bootstrap over codes (as tools/rank_corr.py reports it) puts a
+  perfect predictor's tau clearly (95 % interval above zero) above a MACs-like predictor of
+  quality rho (one observed tau is too noisy to pin rho down, so several are shown).
+
+  python benchmarks/gt_power.py [--gt ../shared/proxy_gt/dev_gt.json] [--rhos 0.6,0.8,0.9] [--sims 200]
+
+It uses the ground truth only to estimate its own noise: nothing here touches a supernet.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from common import ROOT, environment, print_table, write_json
+
+import sys
+
+sys.path.insert(0, str(ROOT))
+from supernet.archfile import default_shared_dir  # noqa: E402
+from supernet.metrics import zero_cost  # noqa: E402
+from supernet.space import FMNIST28  # noqa: E402
+
+log = logging.getLogger("gt_power")
+
+
+def tau_b_batch(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row pair of ``x``, ``y`` (shape (B, n)); O(n^2), for simulation sizes."""
+    sx = np.sign(x[:, :, None] - x[:, None, :]).astype(np.int8)
+    sy = np.sign(y[:, :, None] - y[:, None, :]).astype(np.int8)
+    num = (sx * sy).sum((1, 2), dtype=np.int64)
+    den = np.sqrt((sx != 0).sum((1, 2), dtype=np.int64) * (sy != 0).sum((1, 2), dtype=np.int64).astype(np.float64))
+    return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def noise_model(gt: dict) -> dict:
+    """Seed noise (sd of one run) from codes with several seeds; spread of expected accuracies from all codes."""
+    seeds = [np.array(list(v["per_seed"].values()), np.float64) for v in gt.values() if len(v.get("per_seed", {})) > 1]
+    if not seeds:
+        raise SystemExit("no code in the file has two seeds: the noise cannot be estimated")
+    noise_var = float(np.mean([s.var(ddof=1) for s in seeds]))
+    n_seeds = np.array([max(1, len(v.get("per_seed", {}))) for v in gt.values()])
+    means = np.array([v["acc"] for v in gt.values()], np.float64)
+    code_var = max(float(means.var(ddof=1) - np.mean(noise_var / n_seeds)), 1e-12)
+    return {"noise_sd": noise_var ** 0.5, "code_sd": code_var ** 0.5, "n_seeds": n_seeds.tolist(),
+            "codes_with_seeds": len(seeds)}
+
+
+def simulate(n_seeds: np.ndarray, noise_sd: float, code_sd: float, rho: float, sims: int, boots: int,
+             rng: np.random.Generator) -> dict:
+    """Taus of a perfect and a rho-quality predictor against simulated noisy ground truth, and bootstrap power."""
+    n = len(n_seeds)
+    true = rng.normal(0, code_sd, (sims, n))
+    gt = true + rng.normal(0, 1, (sims, n)) * noise_sd / np.sqrt(n_seeds)
+    z = (true / code_sd)
+    other = rho * z + np.sqrt(max(0.0, 1 - rho ** 2)) * rng.normal(0, 1, (sims, n))
+    t_perfect, t_other = tau_b_batch(true, gt), tau_b_batch(other, gt)
+    clear = 0
+    for s in range(sims if boots else 0):
+        idx = rng.integers(0, n, (boots, n))
+        d = tau_b_batch(true[s][idx], gt[s][idx]) - tau_b_batch(other[s][idx], gt[s][idx])
+        clear += np.nanpercentile(d, 2.5) > 0
+    return {"ceiling_mean": float(np.nanmean(t_perfect)), "ceiling_sd": float(np.nanstd(t_perfect)),
+            "other_mean": float(np.nanmean(t_other)), "other_sd": float(np.nanstd(t_other)),
+            "power": clear / sims if boots else None}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gt", default=str(default_shared_dir() / "proxy_gt" / "dev_gt.json"))
+    p.add_argument("--macs-tau", type=float, default=None, help="observed MACs tau (default: computed on --gt)")
+    p.add_argument("--sizes", default="48,96,192", help="larger file sizes to simulate (codes, 2 seeds each)")
+    p.add_argument("--rhos", default="0.6,0.8,0.9", help="qualities of the MACs-like predictor for the power table")
+    p.add_argument("--sims", type=int, default=200)
+    p.add_argument("--boots", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="benchmarks/results/gt_power.json")
+    a = p.parse_args()
+    gt_path = Path(a.gt)
+    if not gt_path.is_file():
+        raise SystemExit(f"ground truth {gt_path} not found (pass --gt)")
+    gt = json.loads(gt_path.read_text())
+    model = noise_model(gt)
+    accs = [v["acc"] for v in gt.values()]
+    from supernet.metrics import kendall_tau_b
+
+    macs_tau = a.macs_tau if a.macs_tau is not None else kendall_tau_b(zero_cost([v["arch"] for v in gt.values()],
+                                                                                  FMNIST28)["macs"], accs)
+    log.info("%s: %d codes (%d with several seeds); seed noise sd %.3f, spread of expected accuracies sd %.3f; "
+             "MACs tau %.3f", gt_path.name, len(gt), model["codes_with_seeds"], model["noise_sd"], model["code_sd"],
+             macs_tau)
+    rng = np.random.default_rng(a.seed)
+    file_seeds = np.array(model["n_seeds"])
+    # rho of a predictor whose expected tau on a file like this one equals the observed MACs tau
+    grid = np.linspace(0, 1, 21)
+    taus = [simulate(file_seeds, model["noise_sd"], model["code_sd"], r, 400, 0, rng)["other_mean"]
+            for r in tqdm(grid, desc="matching MACs")]
+    rho = float(grid[int(np.argmin(np.abs(np.array(taus) - macs_tau)))])
+    rows = []
+    cases = [(len(gt), "as file", float(r)) for r in a.rhos.split(",")]
+    cases += [(int(n), "2 each", float(r)) for n in a.sizes.split(",") for r in a.rhos.split(",")]
+    for size, how, r_other in tqdm(cases, desc="files"):
+        seeds = file_seeds if how == "as file" else np.full(size, 2)
+        r = simulate(seeds, model["noise_sd"], model["code_sd"], r_other, a.sims, a.boots, rng)
+        rows.append({"codes": size, "seeds": how, "rho_other": r_other, **r})
+    print_table(f"{gt_path.name}: seed noise sd {model['noise_sd']:.3f}, code spread sd {model['code_sd']:.3f}; "
+                f"observed MACs tau {macs_tau:.3f} = a predictor with rho {rho:.2f} (max tau on the grid "
+                f"{max(taus):.3f}); power = share of files where a perfect predictor is clearly above a predictor "
+                f"of quality rho_other", rows,
+                ["codes", "seeds", "rho_other", "ceiling_mean", "ceiling_sd", "other_mean", "other_sd", "power"])
+    write_json(a.out, {"env": environment(), "args": vars(a), "noise_model": {k: v for k, v in model.items()
+                                                                             if k != "n_seeds"},
+                       "macs_tau": macs_tau, "rho_matching_macs": rho, "tau_by_rho": dict(zip(grid.tolist(), taus)),
+                       "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
