@@ -240,7 +240,13 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     vs = res["vs_zero_cost"]  # paired bootstrap against the better zero-cost predictor
     best = max(res["floor"], key=lambda k: res["floor"][k]["kendall"])
     assert vs["against"] == best and vs["diff"] == pytest.approx(res["kendall"] - res["floor"][best]["kendall"])
-    assert vs["lo"] <= vs["diff"] <= vs["hi"]
+    assert vs["lo"] <= vs["diff"] <= vs["hi"] and res["vs_other"] is None
+    # against another prediction file: here the ground truth itself, which is ahead of everything
+    r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pp), str(dev_gt), "--json", "--net", "fmnist28",
+             "--against", str(dev_gt)])
+    other = json.loads(r.stdout)["vs_other"]
+    assert other["other_kendall"] == pytest.approx(1.0) and other["diff"] == pytest.approx(res["kendall"] - 1.0)
+    assert other["hi"] <= 0 and other["p_ahead"] == 0.0
     assert png.stat().st_size > 10_000
 
 
