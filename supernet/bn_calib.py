@@ -8,6 +8,7 @@ Batch 1 has momentum 0, so whatever was in the buffers before is overwritten: no
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
@@ -42,10 +43,13 @@ def recalibrate(model: nn.Layer, batches: Iterable[paddle.Tensor]) -> None:
     was_training = model.training
     model.train()
     try:
-        for k, x in enumerate(batches, 1):
-            for m in layers:
-                m._momentum = 1.0 - 1.0 / k
-            model(x)
+        with warnings.catch_warnings():
+            # Paddle's BatchNorm warns on every train-mode forward; here train mode is the point.
+            warnings.filterwarnings("ignore", message="When training, we now always track")
+            for k, x in enumerate(batches, 1):
+                for m in layers:
+                    m._momentum = 1.0 - 1.0 / k
+                model(x)
     finally:
         for m, mom in zip(layers, saved):
             m._momentum = mom
