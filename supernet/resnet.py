@@ -199,4 +199,5 @@ def load_weights(model: nn.Layer, state: Mapping[str, object] | str, allow_slice
         shown = "\n  ".join(problems[:40]) + (f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else "")
         raise ValueError(f"{what} does not fit this model ({summary}):\n  {shown}")
     own = model.state_dict()
-    model.set_state_dict({k: slice_to(paddle.to_tensor(state[k]), own[k].shape) for k in own})
+    as_tensor = lambda v: v if isinstance(v, paddle.Tensor) else paddle.to_tensor(v)  # noqa: E731
+    model.set_state_dict({k: slice_to(as_tensor(state[k]), own[k].shape) for k in own})
