@@ -43,6 +43,7 @@ VARIANTS: dict[str, list[str]] = {
     "kd_half": ["sandwich.distill_weight=0.5"],  # half KD, half hard-label CE for the distilled subnets
     "kd_late": ["sandwich.distill_after=0.5"],  # hard labels for the first half, in-place KD after
     "rank_macs": ["sandwich.rank_weight=1.0"],  # RD-NAS margin ranking loss towards the MACs order
+    "full_rank_macs": ["sandwich.space=full", "sandwich.rank_weight=1.0"],  # the same on full-space sampling
 }
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
