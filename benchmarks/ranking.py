@@ -4,12 +4,12 @@ Trains one supernet per recipe from the same seed and the same budget (images, e
 scores the ground-truth codes with each, and prints Kendall tau / Pearson / Spearman next to the
 zero-cost floor (MACs, params), and tau minus the better zero-cost predictor's tau with a paired
 bootstrap 95 % interval over codes (tools/rank_corr.py): with two dozen codes, differences of 0.1
-are noise, and the interval says so. BN recalibration is ablated on the default supernet (off, K = 1, 4, 16); every
+are noise, and the interval says so. BN recalibration is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every
 scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
 
   python benchmarks/ranking.py [--train-images 10000] [--epochs 3] [--val-images 5000] \
-      [--variants default,baseline,sandwich_no_kd,full_space] [--gt ../shared/proxy_gt/dev_gt.json]
+      [--variants default,space_45k,baseline,sandwich_no_kd] [--gt ../shared/proxy_gt/dev_gt.json]
 
 Ground truth is used only to report correlations; it never enters training.
 """
@@ -34,16 +34,20 @@ sys.path.insert(0, str(ROOT))
 import eval_subnets  # noqa: E402
 import rank_corr  # noqa: E402
 
+# Overrides on configs/fmnist_sandwich.yaml. Until session 3 the default sampled from the 45k list; the
+# recipes measured then say so explicitly, so their trained supernets are still recognised.
+_45K = "sandwich.space=official45k"
 VARIANTS: dict[str, list[str]] = {
-    "default": [],  # configs/fmnist_sandwich.yaml: largest + smallest + 2 random, in-place KD, 45k space
+    "default": [],  # largest + smallest + 2 random (uniform over the full space), in-place KD
+    "space_45k": [_45K],  # the same with random subnets from the official 45k distribution
     "baseline": ["sandwich.largest=false", "sandwich.smallest=false", "sandwich.num_random=2",
-                 "sandwich.inplace_distill=false"],  # organisers' recipe (no external teacher on the proxy)
-    "sandwich_no_kd": ["sandwich.inplace_distill=false"],
-    "full_space": ["sandwich.space=full"],
+                 "sandwich.inplace_distill=false", _45K],  # organisers' recipe (no external teacher on the proxy)
+    "baseline_full": ["sandwich.largest=false", "sandwich.smallest=false", "sandwich.num_random=2",
+                      "sandwich.inplace_distill=false"],  # the same, sampling the full space
+    "sandwich_no_kd": ["sandwich.inplace_distill=false", _45K],
     "kd_half": ["sandwich.distill_weight=0.5"],  # half KD, half hard-label CE for the distilled subnets
     "kd_late": ["sandwich.distill_after=0.5"],  # hard labels for the first half, in-place KD after
     "rank_macs": ["sandwich.rank_weight=1.0"],  # RD-NAS margin ranking loss towards the MACs order
-    "full_rank_macs": ["sandwich.space=full", "sandwich.rank_weight=1.0"],  # the same on full-space sampling
 }
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
@@ -61,8 +65,9 @@ def main() -> None:
     p.add_argument("--train-images", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--val-images", type=int, default=5000)
-    p.add_argument("--variants", default="default,baseline,sandwich_no_kd,full_space")
-    p.add_argument("--calib", default=",".join(map(str, CALIB)), help="K values ablated on the default supernet")
+    p.add_argument("--variants", default="default,space_45k,baseline,sandwich_no_kd")
+    p.add_argument("--calib", default=",".join(map(str, CALIB)), help="K values ablated on one supernet")
+    p.add_argument("--calib-on", default="default", help="the variant whose supernet gets the K ablation (others: K=4)")
     p.add_argument("--gt", default=str(default_shared_dir() / "proxy_gt" / "dev_gt.json"))
     p.add_argument("--work", default="output/bench_ranking")
     p.add_argument("--out", default="benchmarks/results/ranking.json")
@@ -79,7 +84,7 @@ def main() -> None:
         t = time.time()
         train_supernet(cfg, ctx, resume=True)
         train_min = (time.time() - t) / 60
-        ks = [int(k) for k in a.calib.split(",")] if name == "default" else [4]
+        ks = [int(k) for k in a.calib.split(",")] if name == a.calib_on else [4]
         for k in ks:
             out = work / name / f"score_k{k}"
             t = time.time()

@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
         "calib_batches": 4,
     },
     "sandwich": {
-        "space": "official45k",  # full | official45k (where random subnets come from)
+        "space": "full",  # full | official45k: where random subnets come from (full ranks better, BENCHMARKS.md)
         "largest": True,
         "smallest": True,
         "num_random": 2,
