@@ -56,6 +56,8 @@ RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subne
 def _vs(res: dict) -> dict:
     """Kendall tau minus the best zero-cost predictor's, with its paired-bootstrap 95 % interval over codes."""
     vs = res["vs_zero_cost"]
+    if vs is None:  # more than rank_corr bootstraps
+        return {}
     return {"tau_minus_zc": vs["diff"], "ci95": f"[{vs['lo']:+.2f}, {vs['hi']:+.2f}]", "p_ahead": vs["p_ahead"]}
 
 

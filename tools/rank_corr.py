@@ -36,15 +36,18 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     other = read_scores(against) if against else None
     codes = [c for c in gt if c in pred and (other is None or c in other)]
     if len(codes) < 2:
-        raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {pred_path}: nothing to correlate")
+        both = f"{pred_path} and {against}" if against else pred_path
+        raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {both}: nothing to correlate")
     p = [pred[c] for c in codes]
     g = [gt[c] for c in codes]
     zc = zero_cost(codes, NETS[net])
-    # Paired bootstrap against the stronger zero-cost predictor; skipped for huge files (it is O(n log n) x 2000).
+    # Paired bootstraps (against the stronger zero-cost predictor, and --against); skipped for huge
+    # files: 2000 resamples of an O(n log n) tau.
+    small = len(codes) <= 5000
     best = max(zc, key=lambda k: correlations(zc[k], g)["kendall"])
-    vs = {"against": best, **bootstrap_tau_diff(p, zc[best], g)} if len(codes) <= 5000 else None
+    vs = {"against": best, **bootstrap_tau_diff(p, zc[best], g)} if small else None
     vs_other = None
-    if other is not None:
+    if other is not None and small:
         o = [other[c] for c in codes]
         vs_other = {"against": against, "other_kendall": correlations(o, g)["kendall"], **bootstrap_tau_diff(p, o, g)}
     return {
