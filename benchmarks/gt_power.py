@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, str(ROOT))
 from supernet.archfile import default_shared_dir  # noqa: E402
-from supernet.metrics import zero_cost  # noqa: E402
+from supernet.metrics import kendall_tau_b, zero_cost  # noqa: E402
 from supernet.space import FMNIST28  # noqa: E402
 
 log = logging.getLogger("gt_power")
@@ -97,8 +97,6 @@ def main() -> None:
     gt = json.loads(gt_path.read_text())
     model = noise_model(gt)
     accs = [v["acc"] for v in gt.values()]
-    from supernet.metrics import kendall_tau_b
-
     macs_tau = a.macs_tau if a.macs_tau is not None else kendall_tau_b(zero_cost([v["arch"] for v in gt.values()],
                                                                                   FMNIST28)["macs"], accs)
     log.info("%s: %d codes (%d with several seeds); seed noise sd %.3f, spread of expected accuracies sd %.3f; "
