@@ -41,10 +41,11 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     p = [pred[c] for c in codes]
     g = [gt[c] for c in codes]
     zc = zero_cost(codes, NETS[net])
+    floor = {name: correlations(v, g) for name, v in zc.items()}
     # Paired bootstraps (against the stronger zero-cost predictor, and --against); skipped for huge
     # files: 2000 resamples of an O(n log n) tau.
     small = len(codes) <= 5000
-    best = max(zc, key=lambda k: correlations(zc[k], g)["kendall"])
+    best = max(floor, key=lambda k: floor[k]["kendall"])
     vs = {"against": best, **bootstrap_tau_diff(p, zc[best], g)} if small else None
     vs_other = None
     if other is not None and small:
@@ -56,7 +57,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         "vs_other": vs_other,
         "unmatched_pred": len(pred) - len(codes),
         "unmatched_gt": len(gt) - len(codes),
-        "floor": {name: correlations(v, g) for name, v in zc.items()},
+        "floor": floor,
         "_points": {"pred": p, "gt": g, "macs": zc["macs"]},
     }
 
