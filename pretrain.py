@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -18,12 +19,16 @@ import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 import paddle
 import paddle.nn.functional as F
 
-from supernet import archfile, checkpoint
+from supernet import archfile, checkpoint, groundtruth
+from supernet.archfile import ArchFileError
+from supernet.cli import (ArgumentParser, fail, fraction, nonneg_float, nonneg_int, positive_float, positive_int,
+                          writable_file)
 from supernet.data import DataError, build_loaders
 from supernet.resnet import ResNet48, load_weights
 from supernet.runtime import JsonLog, atomic_write_json, setup
 from supernet.space import FMNIST28, IMAGENET, ArchCodeError, NetConfig, parse_code
-from supernet.train import Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, fit, zero_init_last_bn
+from supernet.train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
+                           zero_init_last_bn)
 
 log = logging.getLogger("pretrain")
 
@@ -32,10 +37,11 @@ RECIPES = {
     "fmnist": dict(batch_size=256, max_epoch=12, warmup=1, lr=0.05, weight_decay=5e-4, label_smoothing=0.0),
     "imagenet": dict(batch_size=1024, max_epoch=90, warmup=2, lr=0.1, weight_decay=1e-4, label_smoothing=0.1),
 }
+WIDTH_DIVISORS = (1, 2, 4, 8)  # every official width is a multiple of 8, so these keep all widths whole
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train one code standalone")
     r.add_argument("--arch", required=True, help="52- or 51-character arch code")
@@ -44,30 +50,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--train_list", help="PaddleClas list file ('path label' lines, relative to --image_dir)")
     r.add_argument("--val_list")
     r.add_argument("--data_dir", help="folder with the Fashion-MNIST IDX files (default: found or fetched)")
-    r.add_argument("--batch_size", type=int, help="global batch size")
-    r.add_argument("--max_epoch", type=int)
-    r.add_argument("--warmup", type=float, help="warm-up epochs")
-    r.add_argument("--lr", type=float, help="peak learning rate per 256 images")
-    r.add_argument("--momentum", type=float, default=0.9)
+    r.add_argument("--batch_size", type=positive_int, help="global batch size")
+    r.add_argument("--max_epoch", type=positive_int)
+    r.add_argument("--warmup", type=nonneg_float, help="warm-up epochs")
+    r.add_argument("--lr", type=positive_float, help="peak learning rate per 256 images")
+    r.add_argument("--momentum", type=fraction, default=0.9)
     r.add_argument("--no_nesterov", action="store_true")
-    r.add_argument("--weight_decay", type=float)
-    r.add_argument("--label_smoothing", type=float)
-    r.add_argument("--width_divisor", type=int, help="proxy width divisor (default 4 for fmnist, 1 for imagenet)")
-    r.add_argument("--train_images", type=int, help="train on a fixed, seeded subset of this many images")
-    r.add_argument("--val_images", type=int, help="evaluate on a fixed, seeded subset")
-    r.add_argument("--num_workers", type=int, default=4)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto", help="auto, cpu or gpu")
+    r.add_argument("--weight_decay", type=nonneg_float)
+    r.add_argument("--label_smoothing", type=fraction)
+    r.add_argument("--width_divisor", type=int, choices=WIDTH_DIVISORS,
+                   help="proxy width divisor (default 4 for fmnist, 1 for imagenet)")
+    r.add_argument("--train_images", type=positive_int, help="train on a fixed, seeded subset of this many images")
+    r.add_argument("--val_images", type=positive_int, help="evaluate on a fixed, seeded subset")
+    r.add_argument("--num_workers", type=nonneg_int, default=4)
+    r.add_argument("--seed", type=nonneg_int, default=0)
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="auto, cpu or gpu")
     r.add_argument("--no_amp", action="store_true", help="disable AMP on GPU")
     r.add_argument("--init", help="initialise from a (wider) checkpoint with official names, e.g. resnet48.pdparams")
     r.add_argument("--output_dir", help="default output/pretrain/<code>_s<seed>")
     r.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint")
-    r.add_argument("--save_every_steps", type=int, default=0, help="also checkpoint every N steps")
-    r.add_argument("--eval_every", type=int, default=1, help="evaluate every N epochs (0: only at the end)")
-    r.add_argument("--gt_file", help="merge the final top-1 into this ground-truth JSON (created if absent)")
+    r.add_argument("--save_every_steps", type=nonneg_int, default=0, help="also checkpoint every N steps")
+    r.add_argument("--eval_every", type=nonneg_int, default=1, help="evaluate every N epochs (0: only at the end)")
+    r.add_argument("--gt_file", help="merge the final result into this ground-truth JSON (created if absent)")
     r.add_argument("--gt_key", help="key for the record (default: the code's key in the GT or official 45k file)")
     r.add_argument("--arch_list", help="official 45k JSON used to find the code's key (default ../shared/data)")
     return p.parse_args(argv)
+
+
+def protocol(args: argparse.Namespace, cfg: NetConfig) -> dict:
+    """The settings that make this run's accuracy comparable with another's (see supernet/groundtruth.py)."""
+    return groundtruth.normalise({**vars(args), "nesterov": not args.no_nesterov, "width_divisor": cfg.width_divisor,
+                                  "input_size": cfg.input_size})
+
+
+def check_gt_file(args: argparse.Namespace, arch, cfg: NetConfig) -> str:
+    """The GT key of this run, after checking that the result can be merged (before any training)."""
+    problem = writable_file(args.gt_file, "--gt_file")
+    if problem:
+        raise ArchFileError(problem)
+    if Path(args.gt_file).exists():
+        archfile.read_entries(args.gt_file)  # unreadable or malformed: refused now
+    key = args.gt_key or archfile.lookup_key(arch.code, args.gt_file, archfile.official_45k_path(args.arch_list)) \
+        or arch.code
+    groundtruth.check_record_slot(args.gt_file, key, arch)
+    groundtruth.bind_protocol(args.gt_file, protocol(args, cfg))
+    return key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,19 +102,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         arch = parse_code(args.arch)
     except ArchCodeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    dataset = args.dataset or ("imagenet" if args.image_dir else "fmnist")
+        return fail(f"--arch: {e}")
+    dataset = args.dataset = args.dataset or ("imagenet" if args.image_dir else "fmnist")
     for k, v in RECIPES[dataset].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     base = FMNIST28 if dataset == "fmnist" else IMAGENET
     cfg = NetConfig(base.in_channels, base.num_classes, args.width_divisor or base.width_divisor, base.stem,
                     base.input_size)
+    gt_key = None
+    if args.gt_file:
+        try:
+            gt_key = check_gt_file(args, arch, cfg)
+        except ArchFileError as e:
+            return fail(str(e))
     ctx = setup(args.device, args.seed)
     if args.batch_size % ctx.world:
-        log.error("--batch_size %d is not divisible by the %d processes", args.batch_size, ctx.world)
-        return 2
+        return fail(f"--batch_size {args.batch_size} is not divisible by the {ctx.world} processes")
     out = Path(args.output_dir or f"output/pretrain/{arch.code}_s{args.seed}")
     try:
         train, val = build_loaders(dataset, args.batch_size // ctx.world, args.seed, ctx.rank, ctx.world,
@@ -96,16 +127,17 @@ def main(argv: list[str] | None = None) -> int:
                                    val_images=args.val_images, num_workers=args.num_workers,
                                    input_size=cfg.input_size)
     except DataError as e:
-        log.error("%s", e)
-        return 2
+        return fail(str(e))
     if len(train) == 0:
-        log.error("fewer training images than one global batch (%d)", args.batch_size)
-        return 2
+        return fail(f"--batch_size {args.batch_size}: fewer training images than one global batch")
 
     model = ResNet48.from_code(arch, cfg)
     zero_init_last_bn(model)
     if args.init:
-        load_weights(model, args.init, allow_slice=True)
+        try:
+            load_weights(model, args.init, allow_slice=True)
+        except (OSError, ValueError) as e:
+            return fail(f"--init: {e}")
     steps = len(train) * args.max_epoch
     sched = WarmupCosine(args.lr * args.batch_size / 256, int(args.warmup * len(train)), steps)
     opt = build_optimizer(model, sched, args.momentum, not args.no_nesterov, args.weight_decay)
@@ -115,42 +147,87 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "eval_every", "gt_file", "gt_key", "arch_list")}
     run_desc.update(arch=arch.code, world=ctx.world, dataset=dataset)
     fp = checkpoint.fingerprint(run_desc)
+    try:
+        checkpoint.check_start(out / "checkpoints", fp, args.resume)  # before anything in ``out`` is rewritten
+    except checkpoint.CheckpointError as e:
+        return fail(str(e))
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "args.json", run_desc)
     log.info("training %s on %s: %d steps/epoch x %d epochs, global batch %d, peak lr %.4f, %d process(es) on %s",
              arch.code, dataset, len(train), args.max_epoch, args.batch_size, sched.peak, ctx.world, ctx.device)
 
+    # Loss and images of the current epoch, kept in the checkpoint so a resumed run reports the same
+    # final train loss as an uninterrupted one; a run that saw no image or diverged is refused below.
+    tally = {"epoch_loss": 0.0, "epoch_steps": 0, "last_epoch_loss": math.nan, "images": 0}
+    pending: list[paddle.Tensor] = []
+
+    def flush() -> None:
+        if pending:
+            tally["epoch_loss"] += float(paddle.add_n(pending)) if len(pending) > 1 else float(pending[0])
+            pending.clear()
+
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
         with amp.autocast():
             loss = F.cross_entropy(net(x), y, label_smoothing=args.label_smoothing)
         amp.backward(loss)
+        pending.append(loss.detach().astype("float32"))
+        tally["epoch_steps"] += 1
+        tally["images"] += int(x.shape[0])
+        if len(pending) >= 50:
+            flush()
         return {"loss": loss}
 
-    def on_epoch_end(epoch: int) -> dict:
-        if args.eval_every and epoch % args.eval_every == 0 and epoch < args.max_epoch:
-            acc = evaluate(model, val, ctx)
-            log.info("epoch %d: top-1 %.2f%%", epoch, acc)
-            return {"top1": acc}
-        return {}
+    def extra_state() -> dict:
+        flush()
+        return dict(tally)
 
-    fit(model, opt, sched, amp, train, step_fn,
-        FitConfig(epochs=args.max_epoch, ckpt_dir=str(out / "checkpoints"), save_every_steps=args.save_every_steps,
-                  fingerprint=fp, resume=args.resume),
-        ctx, JsonLog(out / "log.jsonl" if ctx.is_main else None), on_epoch_end=on_epoch_end)
-    top1 = evaluate(model, val, ctx, desc="final eval")
-    log.info("final top-1 of %s: %.2f%%", arch.code, top1)
+    def on_epoch_end(epoch: int) -> dict:
+        flush()
+        tally["last_epoch_loss"] = tally["epoch_loss"] / max(1, tally["epoch_steps"])
+        tally["epoch_loss"], tally["epoch_steps"] = 0.0, 0
+        if not math.isfinite(tally["last_epoch_loss"]):
+            raise Diverged(f"training diverged: mean loss of epoch {epoch} is {tally['last_epoch_loss']}")
+        rec = {"train_loss": round(tally["last_epoch_loss"], 5)}
+        if args.eval_every and epoch % args.eval_every == 0 and epoch < args.max_epoch:
+            rec["top1"] = evaluate(model, val, ctx)
+            log.info("epoch %d: train loss %.4f, top-1 %.2f%%", epoch, tally["last_epoch_loss"], rec["top1"])
+        return rec
+
+    try:
+        fit(model, opt, sched, amp, train, step_fn,
+            FitConfig(epochs=args.max_epoch, ckpt_dir=str(out / "checkpoints"), save_every_steps=args.save_every_steps,
+                      fingerprint=fp, resume=args.resume),
+            ctx, JsonLog(out / "log.jsonl" if ctx.is_main else None), extra_state=extra_state,
+            load_extra=lambda s: tally.update(s), on_epoch_end=on_epoch_end)
+    except Diverged as e:
+        log.error("%s; nothing is written as a result", e)
+        return 1
+    final = evaluate_metrics(model, val, ctx, desc="final eval")
+    metrics = {"top1": final["top1"], "ce": final["ce"], "train_loss": tally["last_epoch_loss"],
+               "train_images": tally["images"], "val_images": final["images"]}
+    problem = ("no training image was read" if tally["images"] == 0 else
+               "no evaluation image was read" if final["images"] == 0 else
+               None if all(math.isfinite(metrics[k]) for k in ("top1", "ce", "train_loss")) else
+               f"non-finite result {metrics}")
+    if problem:
+        log.error("%s: the run is not a result; nothing is written", problem)
+        return 1
+    log.info("final top-1 of %s: %.2f%% (test CE %.4f, last-epoch train loss %.4f)", arch.code, final["top1"],
+             final["ce"], tally["last_epoch_loss"])
     if ctx.is_main:
         paddle.save(model.state_dict(), str(out / "model.pdparams"))
-        result = {"arch": arch.code, "acc": top1, "seed": args.seed, "dataset": dataset}
+        result = {"arch": arch.code, "acc": final["top1"], "seed": args.seed, "dataset": dataset, **metrics}
         atomic_write_json(out / "result.json", result)
         if args.gt_file:
-            key = args.gt_key or archfile.lookup_key(arch.code, args.gt_file, archfile.official_45k_path(args.arch_list)) \
-                or arch.code
-            rec = archfile.merge_gt_record(args.gt_file, key, arch, top1, args.seed)
-            log.info("ground truth %s: %s = %s", args.gt_file, key, json.dumps(rec))
+            rec = groundtruth.merge_record(args.gt_file, gt_key, arch, args.seed, metrics)
+            log.info("ground truth %s: %s = %s", args.gt_file, gt_key, json.dumps(rec))
         log.info("outputs in %s (model.pdparams, result.json, log.jsonl)", out)
     return 0
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
 
 
 if __name__ == "__main__":

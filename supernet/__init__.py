@@ -14,6 +14,7 @@ Both are defaults only: a value the user set wins.
 import ctypes
 import os
 import sys
+import warnings
 
 
 def _cpu_vendor() -> str:
@@ -48,5 +49,7 @@ def _keep_large_blocks_in_heap() -> None:
 
 
 _keep_large_blocks_in_heap()
+# Paddle warns on every import that it has no compiler cache; nothing here compiles.
+warnings.filterwarnings("ignore", message="No ccache found")
 
 __version__ = "0.1.0"

@@ -122,25 +122,6 @@ def lookup_key(code: str, *files: str | Path) -> str | None:
     return None
 
 
-def merge_gt_record(gt_file: str | Path, key: str, arch: Arch, acc: float, seed: int) -> dict:
-    """Add one standalone result to a ground-truth file (created if absent), under a lock.
-
-    Results are kept per seed; ``acc`` is their mean, as in ../shared/proxy_gt.
-    """
-    p = Path(gt_file)
-    with locked(p):
-        obj = read_entries(p) if p.is_file() else OrderedDict()
-        rec = obj.get(key, {"arch": arch.code})
-        if parse_code(rec["arch"]).code != arch.code:
-            raise ArchFileError(f"{p}: key {key} already holds another code {rec['arch']}")
-        per_seed = dict(rec.get("per_seed", {}))
-        per_seed[str(seed)] = round(float(acc), 4)
-        rec = {"arch": arch.code, "acc": round(sum(per_seed.values()) / len(per_seed), 4), "per_seed": per_seed}
-        obj[key] = rec
-        atomic_write_json(p, obj)
-    return rec
-
-
 def split_file(path: str | Path, n: int, out_dir: str | Path) -> list[Path]:
     """Split an arch file into ``n`` contiguous parts ``part{i}.json`` (official form)."""
     entries = read_entries(path)

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 SUFFIX = ".pdckpt"
 
 
+class CheckpointError(ValueError):
+    """A run cannot start or resume in this checkpoint folder as asked."""
+
+
 def _name(step: int) -> str:
     return f"ckpt_s{step:09d}"
 
@@ -36,7 +40,8 @@ def save(ckpt_dir: str | Path, state: dict[str, Any], step: int, meta: dict[str,
     atomic_write_bytes(path, data)
     atomic_write_json(path.with_suffix(".json"), {**meta, "step": step, "sha256": hashlib.sha256(data).hexdigest(),
                                                   "bytes": len(data)})
-    for old in list_checkpoints(d)[keep:]:
+    # the one just written is never deleted, whatever else the folder holds; at least one is kept
+    for old in [c for c in list_checkpoints(d) if c != path][max(1, keep) - 1:]:
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)
     return path
@@ -66,7 +71,7 @@ def load_latest(ckpt_dir: str | Path, fingerprint: str | None = None) -> tuple[d
             log.warning("checkpoint %s is corrupt (checksum mismatch); trying the previous one", path)
             continue
         if fingerprint is not None and meta.get("fingerprint") not in (None, fingerprint):
-            raise ValueError(f"checkpoint {path} belongs to another run (fingerprint {meta.get('fingerprint')}, "
+            raise CheckpointError(f"checkpoint {path} belongs to another run (fingerprint {meta.get('fingerprint')}, "
                              f"this run {fingerprint}); use another output folder or drop --resume")
         try:
             state = paddle.load(io.BytesIO(data))
@@ -76,6 +81,29 @@ def load_latest(ckpt_dir: str | Path, fingerprint: str | None = None) -> tuple[d
         log.info("resuming from %s (step %s, epoch %s)", path, meta.get("step"), meta.get("epoch"))
         return state, meta
     return None
+
+
+def check_start(ckpt_dir: str | Path, fingerprint: str, resume: bool) -> None:
+    """Refuse, before anything is written, a start that would mix or lose runs.
+
+    A fresh start into a folder that already holds checkpoints would interleave two runs' files
+    (and rotation could delete the new ones); a resume must find checkpoints of the same run.
+    """
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        return
+    if not resume:
+        raise CheckpointError(f"{ckpt_dir} already holds checkpoints (newest {found[0].name}); pass --resume to "
+                              "continue that run, or choose another output folder")
+    for path in found:
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("fingerprint") not in (None, fingerprint):
+            raise CheckpointError(f"checkpoint {path} belongs to another run (other settings); resume it with the "
+                                  "settings it was started with, or choose another output folder")
+        return
 
 
 def fingerprint(obj: Any) -> str:

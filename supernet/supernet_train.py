@@ -154,6 +154,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     net = paddle.DataParallel(model, find_unused_parameters=True) if ctx.world > 1 else model
     fp = checkpoint.fingerprint({"run": run_identity(cfg), "world": ctx.world})
     jlog = JsonLog(out / "log.jsonl" if ctx.is_main else None)
+    checkpoint.check_start(out / "checkpoints", fp, resume)  # before anything in ``out`` is rewritten
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "config.yaml", dump(cfg).encode())

@@ -125,24 +125,34 @@ def to_tensors(batch: tuple) -> tuple[paddle.Tensor, paddle.Tensor]:
 
 
 @paddle.no_grad()
-def evaluate(model: nn.Layer, loader: Batches, ctx: Context | None = None, desc: str = "eval") -> float:
-    """Top-1 accuracy in percent; summed over ranks when distributed."""
+def evaluate_metrics(model: nn.Layer, loader: Batches, ctx: Context | None = None, desc: str = "eval") -> dict:
+    """Top-1 (percent), mean cross-entropy and the number of images seen; summed over ranks.
+
+    The image count is returned so that a caller can refuse a result computed on no data.
+    """
     was_training = model.training
     model.eval()
     correct = paddle.zeros([1], dtype="int64")
+    ce_sum = paddle.zeros([1], dtype="float64")
     total = 0
     for batch in tqdm(loader.epoch(0), total=len(loader), desc=desc, leave=False,
                       disable=ctx is not None and not ctx.is_main):
         x, y = to_tensors(batch)
-        pred = model(x).argmax(axis=-1)
-        correct += (pred == y).astype("int64").sum()
+        logits = model(x)
+        correct += (logits.argmax(axis=-1) == y).astype("int64").sum()
+        ce_sum += F.cross_entropy(logits.astype("float32"), y, reduction="sum").astype("float64")
         total += len(batch[1])
-    counts = paddle.to_tensor([int(correct.item()), total], dtype="int64")
+    sums = paddle.to_tensor([float(correct.item()), float(ce_sum.item()), float(total)], dtype="float64")
     if ctx is not None and ctx.world > 1:
-        dist.all_reduce(counts)
+        dist.all_reduce(sums)
     model.train(was_training)
-    c, t = counts.numpy().tolist()
-    return 100.0 * c / max(1, t)
+    c, ce, t = sums.numpy().tolist()
+    return {"top1": 100.0 * c / max(1.0, t), "ce": ce / max(1.0, t), "images": int(t)}
+
+
+def evaluate(model: nn.Layer, loader: Batches, ctx: Context | None = None, desc: str = "eval") -> float:
+    """Top-1 accuracy in percent; summed over ranks when distributed."""
+    return evaluate_metrics(model, loader, ctx, desc)["top1"]
 
 
 @dataclass

@@ -1,0 +1,156 @@
+"""Ground-truth files and the protocol that made them.
+
+A ground-truth (GT) file is the official form plus ``per_seed`` results of standalone training:
+``{"archN": {"arch", "acc", "per_seed": {seed: top1}, "per_seed_ce": ..., "per_seed_train_loss": ...}}``.
+Numbers from different training protocols (width divisor, epochs, images, ...) are not comparable,
+so the protocol is stored beside the file (``<name>.protocol.json``) and every run that merges into
+it, and every supernet compared with it, must match it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping
+
+from .archfile import ArchFileError, locked, read_entries
+from .runtime import atomic_write_json
+from .space import Arch, parse_code
+
+# The pretrain settings that change what a standalone accuracy means.
+PROTOCOL_KEYS = ("dataset", "width_divisor", "input_size", "max_epoch", "warmup", "lr", "batch_size", "momentum",
+                 "nesterov", "weight_decay", "label_smoothing", "train_images", "val_images", "init")
+
+# The protocol of ../shared/proxy_gt/dev_gt.json (PROXY.md, v2), which has no protocol file of its own.
+V2 = {"dataset": "fmnist", "width_divisor": 4, "input_size": 28, "max_epoch": 12, "warmup": 1.0, "lr": 0.05,
+      "batch_size": 256, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.0,
+      "train_images": None, "val_images": None, "init": None}
+
+
+def protocol_path(gt_file: str | Path) -> Path:
+    p = Path(gt_file)
+    return p.with_name(p.stem + ".protocol.json")
+
+
+def normalise(protocol: Mapping[str, Any]) -> dict:
+    """The protocol keys only, numbers as floats where they may be given either way."""
+    out = {}
+    for k in PROTOCOL_KEYS:
+        v = protocol.get(k)
+        if k in ("warmup", "lr", "momentum", "weight_decay", "label_smoothing") and v is not None:
+            v = float(v)
+        out[k] = v
+    return out
+
+
+def read_protocol(gt_file: str | Path) -> dict | None:
+    """The protocol stored beside ``gt_file``; v2's for the shared dev_gt.json; None when unknown."""
+    p = protocol_path(gt_file)
+    if p.is_file():
+        try:
+            obj = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise ArchFileError(f"{p} is not a readable protocol file: {e}") from e
+        if not isinstance(obj, dict):
+            raise ArchFileError(f"{p} is not a protocol (a JSON object of pretrain settings)")
+        return normalise(obj)
+    if Path(gt_file).name == "dev_gt.json" and Path(gt_file).parent.name == "proxy_gt":
+        return dict(V2)
+    return None
+
+
+def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    a, b = normalise(a), normalise(b)
+    return [f"{k} {a[k]!r} vs {b[k]!r}" for k in PROTOCOL_KEYS if a[k] != b[k]]
+
+
+def bind_protocol(gt_file: str | Path, protocol: Mapping[str, Any]) -> None:
+    """Store ``protocol`` beside ``gt_file``, or check it is the one already stored there."""
+    have = read_protocol(gt_file)
+    if have is None:
+        if Path(gt_file).is_file() and read_entries(gt_file):
+            raise ArchFileError(f"{gt_file} holds results but no protocol file ({protocol_path(gt_file).name}); "
+                                "its runs' settings are unknown, so no new run is merged into it")
+        atomic_write_json(protocol_path(gt_file), normalise(protocol))
+        return
+    diff = differences(protocol, have)
+    if diff:
+        raise ArchFileError(f"{gt_file} was made with another protocol ({'; '.join(diff)} in "
+                            f"{protocol_path(gt_file).name}); use another --gt_file")
+
+
+def check_record_slot(gt_file: str | Path, key: str, arch: Arch) -> None:
+    """Refuse now, not after training, a GT file that is unreadable or whose ``key`` holds another code."""
+    p = Path(gt_file)
+    if not p.exists():
+        return
+    entries = read_entries(p)
+    rec = entries.get(key)
+    if rec is not None and parse_code(rec["arch"]).code != arch.code:
+        raise ArchFileError(f"{p}: key {key} already holds another code {rec['arch']}")
+
+
+def merge_record(gt_file: str | Path, key: str, arch: Arch, seed: int, metrics: Mapping[str, float]) -> dict:
+    """Add one run's result (``top1``, ``ce``, ``train_loss``) to ``gt_file`` under a lock.
+
+    ``acc`` is the mean of the seeds' top-1, as in ../shared/proxy_gt. Non-finite numbers are refused:
+    a run that diverged is not a ground truth.
+    """
+    for name in ("top1", "ce", "train_loss"):
+        if not math.isfinite(float(metrics[name])):
+            raise ValueError(f"{name} is {metrics[name]}: a diverged run is not written as ground truth")
+    p = Path(gt_file)
+    with locked(p):
+        obj = read_entries(p) if p.is_file() else OrderedDict()
+        rec = obj.get(key, {"arch": arch.code})
+        if parse_code(rec["arch"]).code != arch.code:
+            raise ArchFileError(f"{p}: key {key} already holds another code {rec['arch']}")
+        seeds = {f: dict(rec.get(f, {})) for f in ("per_seed", "per_seed_ce", "per_seed_train_loss")}
+        seeds["per_seed"][str(seed)] = round(float(metrics["top1"]), 4)
+        seeds["per_seed_ce"][str(seed)] = round(float(metrics["ce"]), 5)
+        seeds["per_seed_train_loss"][str(seed)] = round(float(metrics["train_loss"]), 5)
+        acc = sum(seeds["per_seed"].values()) / len(seeds["per_seed"])
+        obj[key] = {"arch": arch.code, "acc": round(acc, 4), **seeds}
+        atomic_write_json(p, obj)
+    return obj[key]
+
+
+def seeds_done(gt_file: str | Path) -> dict[str, set[int]]:
+    """code -> the seeds ``gt_file`` already holds (empty when the file does not exist)."""
+    p = Path(gt_file)
+    if not p.is_file():
+        return {}
+    out: dict[str, set[int]] = {}
+    for v in read_entries(p).values():
+        out.setdefault(parse_code(v["arch"]).code, set()).update(int(s) for s in v.get("per_seed", {}))
+    return out
+
+
+def stratified_by_macs(archs: Mapping[str, Arch], n: int, seed: int, cfg, keep: Mapping[str, Arch] | None = None
+                       ) -> "OrderedDict[str, Arch]":
+    """About ``n`` codes of ``archs`` spread evenly over MACs: the smallest and the largest, plus one
+    seeded random code from each of ``n`` equal-count MACs bins that ``keep`` (codes a GT file already
+    holds) does not cover yet. Growing a campaign (a larger ``n``, same seed) keeps what it has."""
+    import random
+
+    from .space import count_cost
+
+    keys = sorted(archs, key=lambda k: (count_cost(archs[k], cfg).macs, archs[k].code))
+    if not 2 <= n <= len(keys):
+        raise ValueError(f"cannot choose {n} codes out of {len(keys)} (need 2..{len(keys)})")
+    chosen: OrderedDict[str, Arch] = OrderedDict((k, a) for k, a in (keep or {}).items())
+    have = {a.code for a in chosen.values()}
+    pos = {archs[k].code: i for i, k in enumerate(keys)}
+    rng = random.Random(f"gt-sample-{seed}")
+    for k in (keys[0], keys[-1]):
+        if archs[k].code not in have:
+            chosen[k], _ = archs[k], have.add(archs[k].code)
+    covered = {pos[c] * n // len(keys) for c in have if c in pos}
+    for b in range(n):
+        lo, hi = b * len(keys) // n, (b + 1) * len(keys) // n
+        pick = keys[lo + rng.randrange(hi - lo)]  # drawn for every bin, so bins' picks do not shift
+        if b not in covered and archs[pick].code not in have:
+            chosen[pick] = archs[pick]
+            have.add(archs[pick].code)
+    return chosen
