@@ -19,11 +19,13 @@ from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file
 from supernet.data import DataError
 from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_supernet, make_header,
                                read_journals, run_scoring, shard_keys, submission_values)
-from supernet.runtime import barrier, setup
+from supernet.runtime import atomic_write_json, barrier, setup
 from supernet.space import tied_violation
+from supernet.supernet_train import net_config
 
 log = logging.getLogger("eval_subnets")
 
@@ -40,20 +42,39 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
+def meta_path(submission: Path) -> Path:
+    """The record beside a submission of what produced it (``submission.meta.json``)."""
+    return submission.with_name(submission.stem + ".meta.json")
+
+
+def other_submission(path: Path, codes: dict[str, str]) -> str | None:
+    """Why ``path`` must not be overwritten by a submission of ``codes`` (it holds another arch set)."""
+    if not path.is_file():
+        return None
+    try:
+        old = {k: v["arch"] for k, v in archfile.read_entries(path).items()}
+    except archfile.ArchFileError as e:
+        return f"--out: {path} exists and is not a submission ({e}); remove it or use another --out"
+    if old != codes:
+        return (f"--out: {path} holds the submission of another arch set ({len(old)} codes); "
+                "use another --out, or remove it to replace it")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="supernet.pdparams (or a training ckpt_s*.pdckpt)")
     p.add_argument("--config", help="training config (default: the .yaml beside the checkpoint)")
     p.add_argument("--archs", required=True, help="official JSON or a plain list of codes")
     p.add_argument("--out", default="output/eval", help="output folder: journals and the submission")
-    p.add_argument("--val-images", type=int, help="fixed, seeded subset of the validation set (default: all)")
-    p.add_argument("--calib-batches", type=int, default=4, help="BN recalibration batches per subnet (0: off)")
-    p.add_argument("--calib-batch-size", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=500, help="evaluation batch size")
-    p.add_argument("--seed", type=int, default=0, help="chooses the calibration and validation images")
+    p.add_argument("--val-images", type=positive_int, help="fixed, seeded subset of the validation set (default: all)")
+    p.add_argument("--calib-batches", type=nonneg_int, default=4, help="BN recalibration batches per subnet (0: off)")
+    p.add_argument("--calib-batch-size", type=positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=500, help="evaluation batch size")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="chooses the calibration and validation images")
     p.add_argument("--shard", help="i/n: score only share i of n (for separate jobs)")
-    p.add_argument("--limit", type=int, help="only the first N codes of the file")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=positive_int, help="only the first N codes of the file")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--backend", choices=["auto", "dygraph", "predictor"], default="auto",
                    help="evaluation engine: predictor = Paddle Inference + oneDNN (fast on CPU); "
                         "auto = predictor on CPU, dygraph on GPU")
@@ -65,20 +86,23 @@ def main(argv: list[str] | None = None) -> int:
         shard = parse_shard(a.shard)
     except argparse.ArgumentTypeError as e:
         p.error(str(e))
-    ctx = setup(a.device)
     out = Path(a.out)
     try:
         archs = archfile.read_archs(a.archs)
     except archfile.ArchFileError as e:
-        log.error("%s", e)
-        return 2
+        return fail(str(e))
     untied = [f"{k}: {tied_violation(v)}" for k, v in archs.items() if tied_violation(v)]
     if untied:
-        log.error("%d codes cannot run on the supernet (untied residual widths):\n  %s", len(untied),
-                  "\n  ".join(untied[:50]))
-        return 2
+        return fail(f"{a.archs}: {len(untied)} codes cannot run on the supernet (untied residual widths), e.g. "
+                    f"{untied[0]}")
     keys = list(archs)[: a.limit] if a.limit else list(archs)
     keys = shard_keys(keys, *shard)
+    tag = f"s{shard[0]}of{shard[1]}"
+    name = "submission.json" if shard == (0, 1) else f"submission.{tag}.json"
+    problem = writable_file(out / name, "--out") or other_submission(out / name, {k: archs[k].code for k in keys})
+    if problem:
+        return fail(problem)
+    ctx = setup(a.device)
     backend = a.backend if a.backend != "auto" else ("dygraph" if ctx.on_gpu else "predictor")
     settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend)
     try:
@@ -86,13 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         header = make_header(a.checkpoint, cfg, settings)
         done = read_journals(out, header)
     except (FileNotFoundError, ValueError, JournalError) as e:
-        log.error("%s", e)
-        return 2
-    remaining = [k for k in keys if k not in done]
+        return fail(str(e))
+    remaining = [k for k in keys if archs[k].code not in done]
     mine = shard_keys(remaining, ctx.rank, ctx.world)
     log.info("%d codes (shard %d/%d), %d already done, %d to score on %d process(es); this rank: %d",
              len(keys), shard[0], shard[1], len(keys) - len(remaining), len(remaining), ctx.world, len(mine))
-    tag = f"s{shard[0]}of{shard[1]}"
     if mine:
         try:
             t = time.time()
@@ -100,28 +122,33 @@ def main(argv: list[str] | None = None) -> int:
             log.info("cached %d calibration batches and %d evaluation images in %.1fs", len(data.calib), data.n_val,
                      time.time() - t)
         except DataError as e:
-            log.error("%s", e)
-            return 2
+            return fail(str(e))
         journal = Journal(out / f"journal.{tag}.r{ctx.rank}.jsonl", header)
         try:
             run_scoring(model, {k: archs[k] for k in mine}, data, journal, show_progress=ctx.is_main)
+        except JournalError as e:
+            log.error("%s", e)
+            return 1
         finally:
             journal.close()
     barrier(ctx)
     if not ctx.is_main:
         return 0
     done = read_journals(out, header)
-    missing = [k for k in keys if k not in done]
+    missing = [k for k in keys if archs[k].code not in done]
     if missing:
         log.error("%d codes have no score (e.g. %s); run the same command again to finish", len(missing), missing[:5])
         return 1
-    name = "submission.json" if shard == (0, 1) else f"submission.{tag}.json"
     try:
-        values = submission_values(done, keys, a.rank_by)
+        values = submission_values(done, {k: archs[k].code for k in keys}, a.rank_by)
     except JournalError as e:
-        log.error("%s", e)
-        return 2
+        return fail(str(e))
     archfile.write_official(out / name, {k: archs[k] for k in keys}, values)
+    nc = net_config(cfg["model"])
+    atomic_write_json(meta_path(out / name), {  # what the scores belong to (rank_corr checks the network)
+        "codes": len(keys), "rank_by": a.rank_by, "checkpoint_sha256": header["checkpoint_sha256"],
+        "network": {"dataset": cfg["model"]["dataset"], "width_divisor": nc.width_divisor,
+                    "input_size": nc.input_size}, "settings": header["settings"]})
     log.info("submission with %d scores: %s", len(keys), out / name)
     return 0
 

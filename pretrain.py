@@ -93,7 +93,7 @@ def check_gt_file(args: argparse.Namespace, arch, cfg: NetConfig) -> str:
     key = args.gt_key or archfile.lookup_key(arch.code, args.gt_file, archfile.official_45k_path(args.arch_list)) \
         or arch.code
     groundtruth.check_record_slot(args.gt_file, key, arch)
-    groundtruth.bind_protocol(args.gt_file, protocol(args, cfg))
+    groundtruth.bind_protocol(args.gt_file, protocol(args, cfg), write=False)
     return key
 
 
@@ -206,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     final = evaluate_metrics(model, val, ctx, desc="final eval")
     metrics = {"top1": final["top1"], "ce": final["ce"], "train_loss": tally["last_epoch_loss"],
                "train_images": tally["images"], "val_images": final["images"]}
-    problem = ("no training image was read" if tally["images"] == 0 else
-               "no evaluation image was read" if final["images"] == 0 else
-               None if all(math.isfinite(metrics[k]) for k in ("top1", "ce", "train_loss")) else
-               f"non-finite result {metrics}")
-    if problem:
-        log.error("%s: the run is not a result; nothing is written", problem)
+    source = f"--image_dir {args.image_dir}" if dataset == "imagenet" else "the Fashion-MNIST files"
+    if tally["images"] == 0 or final["images"] == 0:
+        return fail(f"{source}: no {'training' if tally['images'] == 0 else 'evaluation'} image could be read; "
+                    "the run is not a result and nothing is written")
+    if not all(math.isfinite(metrics[k]) for k in ("top1", "ce", "train_loss")):
+        log.error("non-finite result %s: the run is not a result; nothing is written", metrics)
         return 1
     log.info("final top-1 of %s: %.2f%% (test CE %.4f, last-epoch train loss %.4f)", arch.code, final["top1"],
              final["ce"], tally["last_epoch_loss"])
@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"arch": arch.code, "acc": final["top1"], "seed": args.seed, "dataset": dataset, **metrics}
         atomic_write_json(out / "result.json", result)
         if args.gt_file:
+            groundtruth.bind_protocol(args.gt_file, protocol(args, cfg))
             rec = groundtruth.merge_record(args.gt_file, gt_key, arch, args.seed, metrics)
             log.info("ground truth %s: %s = %s", args.gt_file, gt_key, json.dumps(rec))
         log.info("outputs in %s (model.pdparams, result.json, log.jsonl)", out)

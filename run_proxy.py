@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
-from supernet import archfile
-from supernet.config import load_config
+from supernet import archfile, groundtruth
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int
+from supernet.config import ConfigError, load_config
 from supernet.data import DataError, find_fmnist
 from supernet.runtime import atomic_write_json, setup
 from supernet.space import OFFICIAL_SPACE, iter_sample
-from supernet.supernet_train import train_supernet
+from supernet.supernet_train import net_config, train_supernet
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -52,21 +53,37 @@ def pick_codes(gt: Path | None, official: Path | None, n: int, out: Path) -> Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_quick.yaml"))
     p.add_argument("-o", "--override", action="append", default=[], help="config override key=value")
     p.add_argument("--gt", help="ground truth (default ../shared/proxy_gt/dev_gt.json when present)")
     p.add_argument("--archs", help="official 45k JSON (default ../shared/data/..., when no ground truth)")
-    p.add_argument("--sample", type=int, default=24, help="codes to score when there is no ground truth")
-    p.add_argument("--val-images", type=int, default=2000, help="evaluation images per subnet")
-    p.add_argument("--calib-batches", type=int, default=4)
+    p.add_argument("--sample", type=positive_int, default=24, help="codes to score when there is no ground truth")
+    p.add_argument("--val-images", type=positive_int, default=2000, help="evaluation images per subnet")
+    p.add_argument("--calib-batches", type=nonneg_int, default=4)
     p.add_argument("--out", default="output/proxy")
     a = p.parse_args(argv)
     t0 = time.time()
-    ctx = setup("auto")
     out = Path(a.out)
+    try:
+        cfg = load_config(a.config, [f"train.output_dir={out / 'supernet'}", *a.override])
+    except ConfigError as e:
+        return fail(str(e))
+    for opt, path in (("--gt", a.gt), ("--archs", a.archs)):
+        if path and not Path(path).is_file():
+            return fail(f"{opt} {path} does not exist")
+    gt = Path(a.gt) if a.gt else archfile.default_shared_dir() / "proxy_gt" / "dev_gt.json"
+    gt = gt if gt.is_file() else None
+    if gt is not None:
+        nc = net_config(cfg["model"])
+        try:
+            problem = groundtruth.supernet_mismatch(gt, nc.width_divisor, nc.input_size, cfg["model"]["dataset"])
+        except archfile.ArchFileError as e:
+            problem = str(e)
+        if problem:
+            return fail(problem)
+    ctx = setup("auto")
     out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(a.config, [f"train.output_dir={out / 'supernet'}", *a.override])
 
     log.info("[1/4] data: Fashion-MNIST")
     try:
@@ -76,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     log.info("[2/4] supernet training (%s)", a.config)
-    train_supernet(cfg, ctx, resume=True)
+    try:
+        train_supernet(cfg, ctx, resume=True)
+    except (DataError, ValueError) as e:
+        return fail(str(e))
     ckpt = out / "supernet" / "supernet.pdparams"
-
-    gt = Path(a.gt) if a.gt else archfile.default_shared_dir() / "proxy_gt" / "dev_gt.json"
-    gt = gt if gt.is_file() else None
-    codes = pick_codes(gt, archfile.official_45k_path(a.archs), a.sample, out)
+    try:
+        codes = pick_codes(gt, archfile.official_45k_path(a.archs), a.sample, out)
+    except archfile.ArchFileError as e:
+        return fail(str(e))
     log.info("[3/4] BN recalibration and scoring of %s", codes)
     rc = eval_subnets.main(["--checkpoint", str(ckpt), "--archs", str(codes), "--out", str(out / "eval"),
                             "--val-images", str(a.val_images), "--calib-batches", str(a.calib_batches)])
@@ -93,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if gt is not None:
         log.info("[4/4] rank correlation against %s", gt)
         res = rank_corr.compare(str(submission), str(gt), "fmnist28")
-        rank_corr.plot(res, str(out / "scatter.png"))
+        rank_corr.plot(res, str(out / "scatter.png"), pred_label="supernet score 100*exp(-CE)")
         report = {k: v for k, v in res.items() if k != "_points"}
         atomic_write_json(out / "rank_corr.json", report)
         (out / "rank_corr.txt").write_text(rank_corr.format_table(res) + "\n")

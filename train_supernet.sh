@@ -8,7 +8,8 @@
 #   LAUNCH_ARGS  extra launcher arguments, e.g. "--nnodes 2 --master 10.0.0.1:8090" for several nodes
 #   LOG_DIR      launcher logs (default: <train.output_dir of the config>/launch, else output/launch)
 set -euo pipefail
-cd "$(dirname "$0")"
+# Paths (the config, -o values, LOG_DIR) are taken from the caller's folder, as with any command.
+REPO=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 1 ]; then
   echo "usage: bash train_supernet.sh CONFIG [-o key=value ...] [--resume]" >&2
   exit 2
@@ -27,7 +28,12 @@ print(n if n > 0 else 2)
 PY
   )
 fi
+case "$NPROC" in
+  ''|*[!0-9]*|0) echo "error: NPROC=$NPROC must be a whole number >= 1" >&2; exit 2 ;;
+esac
+# A bad config or override is reported here in one line, not from inside the launcher's workers.
+python "$REPO/train_supernet.py" -c "$CONFIG" "$@" --check_only || exit $?
 LOG_DIR=${LOG_DIR:-output/launch}
 # shellcheck disable=SC2086
 exec python -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$LOG_DIR" ${LAUNCH_ARGS:-} \
-  train_supernet.py -c "$CONFIG" "$@"
+  "$REPO/train_supernet.py" -c "$CONFIG" "$@"

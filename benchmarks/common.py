@@ -77,7 +77,21 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
+def portable(obj):
+    """``obj`` with absolute paths of this checkout or its neighbours (../shared) made relative to the
+    repo, so results do not record the machine they ran on."""
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/"):
+        for anchor in (ROOT, ROOT.parent):
+            if obj == str(anchor) or obj.startswith(str(anchor) + "/"):
+                return os.path.relpath(obj, ROOT)
+    return obj
+
+
 def write_json(path: str | Path, obj: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=1) + "\n")
+    Path(path).write_text(json.dumps(portable(obj), indent=1) + "\n")
     print(f"\nJSON: {path}")

@@ -79,6 +79,37 @@ def simulate(n_seeds: np.ndarray, noise_sd: float, code_sd: float, rho: float, s
             "power": clear / sims if boots else None}
 
 
+def job_minutes(gt_path: Path) -> dict:
+    """CPU minutes per standalone job (wall seconds x threads) from the campaign's ``<name>.jobs.jsonl``."""
+    jobs = gt_path.with_name(gt_path.stem + ".jobs.jsonl")
+    if not jobs.is_file():
+        return {}
+    recs = [json.loads(ln) for ln in jobs.read_text().splitlines() if ln.strip()]
+    cpu = [r["seconds"] * max(1, r.get("threads") or 1) / 60 for r in recs if r.get("rc") == 0 and not r.get("gpus")]
+    return {"jobs_timed": len(cpu), "cpu_min_median": float(np.median(cpu)) if cpu else None,
+            "cpu_min_mean": float(np.mean(cpu)) if cpu else None}
+
+
+def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims: int, seed: int) -> list[dict]:
+    """One row per candidate protocol: its noise, spread, MACs tau, cost, and the ceiling at the final size."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for path in paths:
+        gt_path = Path(path)
+        gt = json.loads(gt_path.read_text())
+        model = noise_model(gt)
+        accs = [v["acc"] for v in gt.values()]
+        macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], FMNIST28)["macs"], accs)
+        row = {"candidate": gt_path.stem, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
+               "acc_min": min(accs), "acc_max": max(accs), "seed_sd": model["noise_sd"], "code_sd": model["code_sd"],
+               "macs_tau": macs_tau, **job_minutes(gt_path)}
+        for k in final_seeds:
+            r = simulate(np.full(final_codes, k), model["noise_sd"], model["code_sd"], 0.9, sims, 0, rng)
+            row[f"ceiling_{final_codes}x{k}"] = r["ceiling_mean"]
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +121,20 @@ def main() -> None:
     p.add_argument("--boots", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/gt_power.json")
+    p.add_argument("--candidates", help="comma-separated GT files of candidate protocols: one row each (noise, "
+                                        "spread, MACs tau, CPU minutes per job, ceiling at the final size)")
+    p.add_argument("--final-codes", type=int, default=96)
+    p.add_argument("--final-seeds", default="2,3")
     a = p.parse_args()
+    if a.candidates:
+        seeds = [int(k) for k in a.final_seeds.split(",")]
+        rows = candidates(a.candidates.split(","), a.final_codes, seeds, a.sims, a.seed)
+        cols = ["candidate", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "macs_tau",
+                "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
+        print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",
+                    rows, cols)
+        write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows})
+        return
     gt_path = Path(a.gt)
     if not gt_path.is_file():
         raise SystemExit(f"ground truth {gt_path} not found (pass --gt)")

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from common import ROOT, environment, print_table, write_json
 
+from supernet import groundtruth
 from supernet.archfile import default_shared_dir
 from supernet.config import load_config
 from supernet.runtime import setup
-from supernet.supernet_train import train_supernet
+from supernet.supernet_train import net_config, train_supernet
 
 import sys
 
@@ -83,6 +84,10 @@ def main() -> None:
     rows, details = [], {}
     for name in a.variants.split(","):
         cfg = load_config(a.config, budget + VARIANTS[name] + [f"train.output_dir={work / name}"])
+        nc = net_config(cfg["model"])
+        problem = groundtruth.supernet_mismatch(gt, nc.width_divisor, nc.input_size, cfg["model"]["dataset"])
+        if problem:
+            raise SystemExit(f"error: {problem}")
         t = time.time()
         train_supernet(cfg, ctx, resume=True)
         train_min = (time.time() - t) / 60

@@ -77,16 +77,26 @@ def _merge(base: dict, over: dict, where: str = "") -> dict:
     return out
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist" if not seen else
+                          f"config file {path} (the base: of {seen[-1]}) does not exist")
+    if path.resolve() in seen:
+        raise ConfigError(f"{seen[-1]}: base: {path} makes a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
     try:
-        obj = yaml.safe_load(path.read_text()) or {}
+        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start})") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    obj = {} if obj is None else obj
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{path} must be a mapping of sections (model:, data:, train:, sandwich:)")
     base = obj.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: base: must be a file name")
     if base:
-        return _merge_raw(_read(path.parent / base), obj)
+        return _merge_raw(_read(path.parent / base, (*seen, path.resolve())), obj)
     return obj
 
 
@@ -109,7 +119,12 @@ def apply_override(cfg: dict, item: str) -> None:
         node = node[p]
     if parts[-1] not in node:
         raise ConfigError(f"unknown config key {key}")
-    node[parts[-1]] = yaml.safe_load(raw)
+    if isinstance(node[parts[-1]], dict):
+        raise ConfigError(f"override {key}: {key} is a section; set one of its keys ({', '.join(node[parts[-1]])})")
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"override {item!r}: the value is not a YAML scalar") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
@@ -117,7 +132,71 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = _merge(DEFAULTS, _read(Path(path)) if path else {})
     for item in overrides or []:
         apply_override(cfg, item)
+    validate(cfg, (f"config {path}" if path else "the default config") + (" with its -o overrides" if overrides else ""))
     return cfg
+
+
+# Allowed values: (types, check or None, rule). ``None`` in the types admits null.
+_INT, _NUM, _BOOL, _STR = (int,), (int, float), (bool,), (str,)
+
+
+def _ge(lo):
+    return (lambda v: v >= lo), f">= {lo}"
+
+
+def _gt(lo):
+    return (lambda v: v > lo), f"> {lo}"
+
+
+def _in01(closed_hi: bool = True):
+    return (lambda v: 0 <= v <= 1 if closed_hi else 0 <= v < 1), "between 0 and 1"
+
+
+SCHEMA: dict[str, tuple] = {
+    "model.dataset": (_STR, (lambda v: v in ("fmnist", "imagenet"), "fmnist or imagenet")),
+    "model.width_divisor": (_INT + (None,), (lambda v: v in (1, 2, 4, 8), "1, 2, 4 or 8")),
+    "model.init": (_STR + (None,), None),
+    "data.data_dir": (_STR + (None,), None), "data.image_dir": (_STR + (None,), None),
+    "data.train_list": (_STR + (None,), None), "data.val_list": (_STR + (None,), None),
+    "data.train_images": (_INT + (None,), _ge(1)), "data.val_images": (_INT + (None,), _ge(1)),
+    "data.num_workers": (_INT, _ge(0)),
+    "train.epochs": (_INT, _ge(1)), "train.batch_size": (_INT, _ge(1)), "train.lr": (_NUM, _gt(0)),
+    "train.warmup_epochs": (_NUM, _ge(0)), "train.momentum": (_NUM, _in01(False)), "train.nesterov": (_BOOL, None),
+    "train.weight_decay": (_NUM, _ge(0)), "train.label_smoothing": (_NUM, _in01(False)),
+    "train.grad_clip": (_NUM + (None,), _gt(0)), "train.amp": (_BOOL, None), "train.seed": (_INT, _ge(0)),
+    "train.save_every_steps": (_INT, _ge(0)), "train.keep_checkpoints": (_INT, _ge(1)),
+    "train.log_every": (_INT, _ge(1)), "train.output_dir": (_STR, (lambda v: bool(v.strip()), "a folder name")),
+    "train.zero_init_last_bn": (_BOOL, None), "train.eval_codes": (_INT, (lambda v: v in (0, 1, 2), "0, 1 or 2")),
+    "train.calib_batches": (_INT, _ge(0)),
+    "sandwich.space": (_STR, (lambda v: v in ("full", "official45k"), "full or official45k")),
+    "sandwich.largest": (_BOOL, None), "sandwich.smallest": (_BOOL, None), "sandwich.num_random": (_INT, _ge(0)),
+    "sandwich.inplace_distill": (_BOOL, None), "sandwich.distill_weight": (_NUM, _in01()),
+    "sandwich.distill_after": (_NUM, _in01()), "sandwich.rank_weight": (_NUM, _ge(0)),
+    "sandwich.rank_margin": (_NUM, _ge(0)), "sandwich.teacher": (_STR + (None,), None),
+    "sandwich.teacher_code": (_STR + (None,), None),
+}
+
+
+def validate(cfg: dict, where: str) -> None:
+    """Every value of the right type and range, so a typo fails now, not hours into a run."""
+    import math
+
+    for name, (types, check) in SCHEMA.items():
+        section, key = name.split(".")
+        if not isinstance(cfg.get(section), dict):
+            raise ConfigError(f"{where}: {section} must be a mapping of keys")
+        v = cfg[section][key]
+        if v is None and None in types:
+            continue
+        kinds = tuple(t for t in types if t is not None)
+        ok = isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool))
+        if ok and isinstance(v, float) and not math.isfinite(v):
+            ok = False
+        what = {_BOOL: "true or false", _INT: "a whole number", _NUM: "a number", _STR: "a string"}[kinds]
+        if not ok:
+            raise ConfigError(f"{where}: {name} is {v!r}; it must be {what}" + (" or null" if None in types else ""))
+        if check is not None and not check[0](v):
+            raise ConfigError(f"{where}: {name} is {v!r}; it must be {check[1]}")
 
 
 def non_default(cfg: dict, defaults: dict = DEFAULTS) -> dict:

@@ -8,7 +8,9 @@ the order, the sharding and any restart leave the scores unchanged.
 
 Every finished subnet is appended to a journal (one JSON line, flushed and fsynced). A journal
 starts with a header naming the checkpoint's sha256 and the settings; one from another
-checkpoint or settings is refused, not mixed in.
+checkpoint or settings is refused, not mixed in. Records are matched by code, never by key: another
+arch file whose keys are also arch1..N gets its own codes scored, and a code scored before under any
+key is reused (same code, checkpoint and settings give the same score).
 """
 from __future__ import annotations
 
@@ -202,7 +204,7 @@ class Journal:
     def __init__(self, path: Path, header: dict) -> None:
         self.path = path
         self.header = header
-        self.done: dict[str, dict] = {}
+        self.done: dict[str, dict] = {}  # code -> record
         if path.exists():
             self._load()
         else:
@@ -220,31 +222,41 @@ class Journal:
             log.warning("%s: dropping a torn last line (the run was killed while writing it)", self.path)
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
-        lines = raw[:good_end].decode().splitlines()
+        try:
+            lines = raw[:good_end].decode("utf-8").splitlines()
+            head = json.loads(lines[0]).get("header") if lines else None
+            records = [json.loads(line) for line in lines[1:]]
+        except (UnicodeDecodeError, ValueError, AttributeError) as e:
+            raise JournalError(f"{self.path} is not a journal ({e}); use another output folder") from e
         if not lines:
             raise JournalError(f"{self.path} is empty; delete it to start over")
-        head = json.loads(lines[0]).get("header")
         if head != self.header:
             diff = {k: (head.get(k) if head else None, v) for k, v in self.header.items() if not head or head.get(k) != v}
             raise JournalError(f"{self.path} was written by another checkpoint or other settings ({diff}); "
                                "use another output folder or delete the journal")
-        for line in lines[1:]:
-            rec = json.loads(line)
-            self.done[rec["key"]] = rec
+        for n, rec in enumerate(records, 2):
+            if not (isinstance(rec, dict) and isinstance(rec.get("arch"), str) and _finite(rec.get("acc"))
+                    and ("nll" not in rec or _finite(rec["nll"]))):
+                raise JournalError(f"{self.path}:{n}: not a finished-subnet record with a code and finite scores")
+            self.done[rec["arch"]] = rec
 
     def add(self, key: str, arch: Arch, sc: Score, seconds: float) -> None:
         rec = {"key": key, "arch": arch.code, "acc": sc.top1, "nll": sc.nll, "s": round(seconds, 4)}
         self._f.write(json.dumps(rec) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
-        self.done[key] = rec
+        self.done[arch.code] = rec
 
     def close(self) -> None:
         self._f.close()
 
 
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
 def read_journals(folder: Path, header: dict) -> dict[str, dict]:
-    """Every finished record in the folder's journals (all shards and ranks), checked against ``header``."""
+    """code -> finished record, from the folder's journals (all shards and ranks), checked against ``header``."""
     done: dict[str, dict] = {}
     for p in sorted(folder.glob("journal*.jsonl")):
         j = Journal(p, header)
@@ -253,14 +265,18 @@ def read_journals(folder: Path, header: dict) -> dict[str, dict]:
     return done
 
 
-def submission_values(done: dict[str, dict], keys: list[str], rank_by: str) -> dict[str, float]:
-    """The submission's number per key from journal records (see Score.value)."""
+def submission_values(done: dict[str, dict], codes: dict[str, str], rank_by: str) -> dict[str, float]:
+    """The submission's number per key (``codes``: key -> code) from journal records (see Score.value)."""
     if rank_by == "loss":
-        old = [k for k in keys if "nll" not in done[k]]
+        old = [k for k, c in codes.items() if "nll" not in done[c]]
         if old:
             raise JournalError(f"{len(old)} journal records (e.g. {old[0]}) were written without a loss; "
                                "use --rank-by top1 or score them again in a new folder")
-    return {k: Score(done[k]["acc"], done[k].get("nll", float("nan"))).value(rank_by) for k in keys}
+    out = {k: Score(done[c]["acc"], done[c].get("nll", float("nan"))).value(rank_by) for k, c in codes.items()}
+    bad = [k for k, v in out.items() if not np.isfinite(v)]
+    if bad:
+        raise JournalError(f"{len(bad)} scores are not finite (e.g. {bad[0]}: {out[bad[0]]})")
+    return out
 
 
 def make_header(checkpoint: str | Path, cfg: dict, s: ScoreSettings) -> dict:
@@ -272,12 +288,15 @@ def run_scoring(model: SuperNet, archs: dict[str, Arch], data: EvalData, journal
     """Score every arch not yet in the journal, with a progress bar in subnets/hour."""
     from tqdm import tqdm
 
-    todo = [(k, a) for k, a in archs.items() if k not in journal.done]
+    todo = [(k, a) for k, a in archs.items() if a.code not in journal.done]
     t0 = time.time()
     bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
     for i, (key, arch) in enumerate(bar, 1):
         t = time.time()
         sc = score(model, arch, data)
+        if not (np.isfinite(sc.top1) and np.isfinite(sc.nll)):
+            raise JournalError(f"{key} ({arch.code}) scored a non-finite loss ({sc.nll}): the supernet's outputs "
+                               "are not finite; nothing is recorded for it")
         journal.add(key, arch, sc, time.time() - t)
         rate = i / max(1e-9, time.time() - t0) * 3600
         bar.set_postfix(subnets_per_h=f"{rate:.0f}", acc=f"{sc.top1:.2f}")

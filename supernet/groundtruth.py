@@ -65,14 +65,16 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return [f"{k} {a[k]!r} vs {b[k]!r}" for k in PROTOCOL_KEYS if a[k] != b[k]]
 
 
-def bind_protocol(gt_file: str | Path, protocol: Mapping[str, Any]) -> None:
-    """Store ``protocol`` beside ``gt_file``, or check it is the one already stored there."""
+def bind_protocol(gt_file: str | Path, protocol: Mapping[str, Any], write: bool = True) -> None:
+    """Check that ``protocol`` is the one stored beside ``gt_file``; store it there when there is none
+    yet (unless ``write`` is false: a check before training that writes nothing)."""
     have = read_protocol(gt_file)
     if have is None:
         if Path(gt_file).is_file() and read_entries(gt_file):
             raise ArchFileError(f"{gt_file} holds results but no protocol file ({protocol_path(gt_file).name}); "
                                 "its runs' settings are unknown, so no new run is merged into it")
-        atomic_write_json(protocol_path(gt_file), normalise(protocol))
+        if write:
+            atomic_write_json(protocol_path(gt_file), normalise(protocol))
         return
     diff = differences(protocol, have)
     if diff:
@@ -154,3 +156,18 @@ def stratified_by_macs(archs: Mapping[str, Arch], n: int, seed: int, cfg, keep: 
             chosen[pick] = archs[pick]
             have.add(archs[pick].code)
     return chosen
+
+
+def supernet_mismatch(gt_file: str | Path, width_divisor: int, input_size: int, dataset: str) -> str | None:
+    """Why a supernet of this network cannot be judged against ``gt_file`` (None when it can, or when the
+    GT file's protocol is unknown). Accuracies of another width or input size rank other networks."""
+    proto = read_protocol(gt_file)
+    if proto is None:
+        return None
+    diff = [f"{k} {mine!r} vs {proto[k]!r}" for k, mine in
+            (("dataset", dataset), ("width_divisor", width_divisor), ("input_size", input_size))
+            if proto.get(k) is not None and proto[k] != mine]
+    if diff:
+        return (f"the supernet's network differs from the one {gt_file} was trained with ({'; '.join(diff)}, "
+                f"supernet vs {protocol_path(gt_file).name}); compare it with a ground truth of its own network")
+    return None

@@ -100,11 +100,15 @@ class ResNet48(nn.Layer):
         model.arch = arch
         return model
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """The feature map before global pooling (stem and the active blocks)."""
         x = self.blocks[0](x)
         for i in self.active_blocks:
             x = self.blocks[i](x)
-        return self.blocks[HEAD_INDEX](x)
+        return x
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.blocks[HEAD_INDEX](self.forward_features(x))
 
 
 class SuperNet(ResNet48):
@@ -200,4 +204,9 @@ def load_weights(model: nn.Layer, state: Mapping[str, object] | str, allow_slice
         raise ValueError(f"{what} does not fit this model ({summary}):\n  {shown}")
     own = model.state_dict()
     as_tensor = lambda v: v if isinstance(v, paddle.Tensor) else paddle.to_tensor(v)  # noqa: E731
+    for k in own:  # NaN/inf weights would score every subnet as NaN: refuse them here
+        v = state[k]
+        arr = v.numpy() if isinstance(v, paddle.Tensor) else np.asarray(v)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"{what} holds non-finite values (NaN or inf) in {k}: a diverged or corrupt run")
     model.set_state_dict({k: slice_to(as_tensor(state[k]), own[k].shape) for k in own})

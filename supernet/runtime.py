@@ -49,12 +49,24 @@ def setup(device: str = "auto", seed: int | None = None) -> Context:
     return Context(rank=rank, world=world, device=device)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (it may be replaced after set-up, e.g. by tests)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(rank: int = 0, level: int = logging.INFO) -> None:
     """Log to stderr; ranks other than 0 only warn, so the console shows one story."""
     root = logging.getLogger()
     if getattr(root, "_resnet48_nas", False):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(f"%(asctime)s [rank{rank}] %(levelname)s %(message)s", "%H:%M:%S"))
     root.handlers[:] = [handler]
     root.setLevel(level if rank == 0 else logging.WARNING)
@@ -66,12 +78,25 @@ def barrier(ctx: Context) -> None:
         dist.barrier()
 
 
+def _new_file_mode(path: Path) -> int:
+    """The mode a rewrite of ``path`` keeps: the existing file's, else what the umask gives a new file
+    (mkstemp's own 0600 would strip others' read access from a shared GT or submission file)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, fsync, then rename: never a half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+from .cli import clip
+
 WIDTH_RATIOS: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
 STEM_BASE = 64
 STAGE_BASES: tuple[int, ...] = (64, 128, 256, 512)
@@ -93,7 +95,7 @@ class Arch:
 def _fail(code: str, pos: int, offset: int, rule: str) -> ArchCodeError:
     shown = pos - offset
     where = f"position {shown}" + (f" (position {pos} of the 52-character form)" if offset else "")
-    return ArchCodeError(f"invalid arch code {code!r}: {where}: {rule}")
+    return ArchCodeError(f"invalid arch code {clip(code)!r}: {where}: {rule}")
 
 
 def _field_name(pos: int) -> str:
@@ -115,11 +117,11 @@ def parse_code(code: str | int) -> Arch:
     raw = str(code).strip()
     if len(raw) not in (CODE_LEN, CODE_LEN - 1):
         raise ArchCodeError(
-            f"invalid arch code {raw!r}: wrong length {len(raw)}, expected {CODE_LEN} (or {CODE_LEN - 1} "
+            f"invalid arch code {clip(raw)!r}: wrong length {len(raw)}, expected {CODE_LEN} (or {CODE_LEN - 1} "
             "without the leading image-size digit)")
     for i, ch in enumerate(raw):
         if not ch.isdigit() or not ch.isascii():
-            raise ArchCodeError(f"invalid arch code {raw!r}: position {i}: non-digit character {ch!r}")
+            raise ArchCodeError(f"invalid arch code {clip(raw)!r}: position {i}: non-digit character {ch!r}")
     offset = CODE_LEN - len(raw)  # 1 for the 51-character form
     full = "1" * offset + raw
     d = [int(c) for c in full]

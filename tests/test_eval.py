@@ -289,3 +289,39 @@ def test_cross_entropy_counts_match_paddle():
     want = float(paddle.nn.functional.cross_entropy(paddle.to_tensor(logits), paddle.to_tensor(y), reduction="sum"))
     assert nll == pytest.approx(want, rel=1e-5)
     assert correct == int((logits.argmax(-1) == y).sum())
+
+
+def test_scores_are_bound_to_codes_not_keys(setup_dir, reference, tmp_path):
+    """A second arch file with the same keys (arch1..N) but other codes gets its own codes scored, even
+    in a folder whose journal holds the first file's scores; a code scored before is reused under any key."""
+    from supernet.space import OFFICIAL_SPACE, iter_sample
+
+    ref_codes = json.loads((setup_dir / "archs.json").read_text())
+    other = {f"arch{i + 1}": {"arch": a.code} for i, a in enumerate(iter_sample(OFFICIAL_SPACE, 3, 99))}
+    other["arch4"] = {"arch": ref_codes["arch7"]["arch"]}  # a code the journal already holds, under another key
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    for j in (setup_dir / "ref").glob("journal*.jsonl"):
+        (warm / j.name).write_bytes(j.read_bytes())
+
+    def cmd(out: Path, archs: Path = tmp_path / "other.json") -> list[str]:
+        return [sys.executable, str(ROOT / "eval_subnets.py"), "--checkpoint", str(setup_dir / "supernet.pdparams"),
+                "--archs", str(archs), "--out", str(out), "--calib-batches", "2", "--calib-batch-size", "32",
+                "--batch-size", "100"]
+
+    r = run(cmd(warm))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "1 already done, 3 to score" in r.stderr
+    cold = tmp_path / "cold"
+    r = run(cmd(cold))
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads((warm / "submission.json").read_text())
+    assert got == json.loads((cold / "submission.json").read_text())
+    assert got["arch4"]["acc"] == reference["arch7"]["acc"]
+    assert [v["arch"] for v in got.values()] == [v["arch"] for v in other.values()]
+    # the first file's submission in its own folder is never overwritten by another arch set
+    before = (setup_dir / "ref" / "submission.json").read_bytes()
+    r = run(cmd(setup_dir / "ref"))
+    assert r.returncode == 2 and "another arch set" in r.stderr
+    assert (setup_dir / "ref" / "submission.json").read_bytes() == before

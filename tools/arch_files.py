@@ -13,15 +13,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import archfile  # noqa: E402
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
 from supernet.space import SPACES, get_space, iter_sample  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="split into N contiguous parts part1.json ... partN.json")
     s.add_argument("file")
-    s.add_argument("n", type=int)
+    s.add_argument("n", type=positive_int)
     s.add_argument("out_dir")
     m = sub.add_parser("merge", help="merge official-form files (e.g. shard submissions) into one")
     m.add_argument("out")
@@ -29,10 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--order", help="order keys like this file, and require all of its keys")
     r = sub.add_parser("sample", help="sample distinct codes from a search space")
     r.add_argument("--space", choices=sorted(SPACES), default="official45k")
-    r.add_argument("-n", type=int, required=True)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("-n", type=positive_int, required=True)
+    r.add_argument("--seed", type=nonneg_int, default=0)
     r.add_argument("-o", "--out", required=True)
     a = p.parse_args(argv)
+    if a.cmd in ("merge", "sample"):
+        problem = writable_file(a.out, "output")
+        if not problem and a.cmd == "merge":
+            inputs = {Path(f).resolve() for f in [*a.parts, a.order] if f}
+            if Path(a.out).resolve() in inputs:
+                problem = f"output {a.out} is also an input; write the merge to a new file"
+        if problem:
+            return fail(problem)
+    if a.cmd == "sample" and a.n > 1_000_000:
+        return fail(f"-n {a.n}: at most 1000000 codes per file")
     try:
         if a.cmd == "split":
             for path in archfile.split_file(a.file, a.n, a.out_dir):
@@ -45,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             archfile.write_official(a.out, archs)
             print(f"wrote {len(archs)} codes of space {a.space} to {a.out}")
     except archfile.ArchFileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     return 0
 
 

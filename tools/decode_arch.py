@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from supernet.cli import ArgumentParser, fail, positive_int  # noqa: E402
 from supernet.space import ArchCodeError, NetConfig, channel_plan, count_cost, parse_code, tied_violation  # noqa: E402
 
 
@@ -35,21 +36,20 @@ def describe(code: str, cfg: NetConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("code")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--width-divisor", type=int, default=1)
+    p.add_argument("--input-size", type=positive_int, default=224)
+    p.add_argument("--in-channels", type=positive_int, default=3)
+    p.add_argument("--num-classes", type=positive_int, default=1000)
+    p.add_argument("--width-divisor", type=int, choices=[1, 2, 4, 8], default=1)
     p.add_argument("--stem", choices=["imagenet", "small"], default="imagenet")
     a = p.parse_args(argv)
     cfg = NetConfig(a.in_channels, a.num_classes, a.width_divisor, a.stem, a.input_size)
     try:
         d = describe(a.code, cfg)
     except ArchCodeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     if a.json:
         print(json.dumps(d))
         return 0

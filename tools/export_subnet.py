@@ -20,6 +20,7 @@ import supernet  # noqa: E402,F401
 import paddle  # noqa: E402
 
 from supernet.bn_calib import calibration_set, recalibrate  # noqa: E402
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
 from supernet.data import DataError  # noqa: E402
 from supernet.evaluate import config_loaders, load_supernet  # noqa: E402
 from supernet.runtime import setup_logging  # noqa: E402
@@ -29,17 +30,39 @@ from supernet.supernet_train import net_config  # noqa: E402
 log = logging.getLogger("export_subnet")
 
 
+OUT_SUFFIXES = (".pdparams", ".pdiparams", ".pdmodel", ".json", ".pdiparams.info")
+
+
+def output_problem(out: Path, inputs: list[str | None]) -> str | None:
+    """Why the files written under prefix ``out`` would be unsafe: one of them is an input (the
+    checkpoint or its config), or cannot be written."""
+    given = {Path(i).resolve() for i in inputs if i}
+    ckpt = Path(inputs[0])
+    given |= {ckpt.with_suffix(".yaml").resolve(), (ckpt.parent / "config.yaml").resolve()}
+    for suffix in OUT_SUFFIXES:
+        target = Path(str(out) + suffix)
+        if target.resolve() in given:
+            return f"--out {out} would overwrite the input {target}; choose another prefix"
+        problem = writable_file(target, "--out")
+        if problem:
+            return problem
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--config")
     p.add_argument("--code", required=True)
     p.add_argument("--out", required=True, help="path prefix of the exported files")
-    p.add_argument("--calib-batches", type=int, default=4)
-    p.add_argument("--calib-batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calib-batches", type=nonneg_int, default=4)
+    p.add_argument("--calib-batch-size", type=positive_int, default=128)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     a = p.parse_args(argv)
     setup_logging()
+    problem = output_problem(Path(a.out), [a.checkpoint, a.config])
+    if problem:
+        return fail(problem)
     try:
         arch = parse_code(a.code)
         model, cfg = load_supernet(a.checkpoint, a.config)
@@ -48,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             train, _ = config_loaders(cfg, a.calib_batch_size, a.seed)
             recalibrate(sub, calibration_set(train, a.calib_batches, a.calib_batch_size, a.seed))
     except (ArchCodeError, FileNotFoundError, ValueError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     sub.eval()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ a GT file of another protocol is refused. Jobs whose seed the GT file already ho
 killed job resumes from its checkpoint in ``--work``; each finished job merges top-1, test CE and
 final train loss into the GT file under a lock. A job that fails, diverges or sees no data is
 reported and never written. On CPU the cores are split between the jobs (``--threads`` each); on
-GPUs each job gets one device. Timings go to ``<work>/campaign.jsonl`` (for jobs per CPU-hour).
+GPUs each job gets one device. Timings go to ``<work>/campaign.jsonl`` and ``<gt name>.jobs.jsonl`` beside
+the GT file (jobs per CPU-hour; benchmarks/gt_power.py --candidates reads them).
 """
 from __future__ import annotations
 
@@ -166,6 +167,7 @@ def run(jobs: list[Job], a: argparse.Namespace, passthrough: list[str], gpus: in
     running: dict[int, tuple[Job, subprocess.Popen, float]] = {}
     queue = list(jobs)
     record = Path(a.work) / "campaign.jsonl"
+    jobs_log = Path(a.gt).with_name(Path(a.gt).stem + ".jobs.jsonl")
     bar = tqdm(total=len(jobs), desc="gt jobs", unit="job", dynamic_ncols=True)
 
     def stop(signum, _frame):
@@ -200,8 +202,9 @@ def run(jobs: list[Job], a: argparse.Namespace, passthrough: list[str], gpus: in
                     failures.append(f"{job.key} ({job.code}) seed {job.seed}: exit {proc.returncode}: "
                                     f"{tail(d / 'campaign.log')}")
                     log.error("FAILED %s", failures[-1])
-                with open(record, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                for path in (record, jobs_log):  # the work folder's, and the one kept beside the GT file
+                    with open(path, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
                 bar.update(1)
     finally:
         for s, h in old.items():

@@ -18,12 +18,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from supernet import groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError, read_scores  # noqa: E402
+from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
 from supernet.metrics import bootstrap_tau_diff, correlations, zero_cost  # noqa: E402
 from supernet.space import FMNIST28, IMAGENET  # noqa: E402
 
 NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
 log = logging.getLogger("rank_corr")
+
+
+def network_mismatch(pred_path: str, gt_path: str) -> str | None:
+    """A prediction file written by eval_subnets has a ``.meta.json`` naming the supernet's network; a
+    ground-truth file made by pretrain/gt_campaign has a protocol. When both are known they must agree."""
+    meta = Path(pred_path).with_name(Path(pred_path).stem + ".meta.json")
+    if not meta.is_file():
+        return None
+    try:
+        net = json.loads(meta.read_text(encoding="utf-8"))["network"]
+        return groundtruth.supernet_mismatch(gt_path, int(net["width_divisor"]), int(net["input_size"]),
+                                             str(net["dataset"]))
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        return f"{meta} is not a readable record of the predictions' network ({e})"
 
 
 def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None) -> dict:
@@ -32,6 +48,9 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     ``against``: a second prediction file (e.g. another supernet); the bootstrap of tau minus its tau
     runs over the codes all three files share.
     """
+    problem = network_mismatch(pred_path, gt_path)
+    if problem:
+        raise ArchFileError(problem)
     pred, gt = read_scores(pred_path), read_scores(gt_path)
     other = read_scores(against) if against else None
     codes = [c for c in gt if c in pred and (other is None or c in other)]
@@ -100,7 +119,7 @@ def format_table(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred")
     p.add_argument("gt")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -108,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
     p.add_argument("--against", help="another prediction file: paired bootstrap of the tau difference")
     a = p.parse_args(argv)
+    problem = writable_file(a.plot, "--plot") if a.plot else None
+    if problem:
+        return fail(problem)
     try:
         res = compare(a.pred, a.gt, a.net, a.against)
     except ArchFileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     if a.plot:
         plot(res, a.plot)
     out = {k: v for k, v in res.items() if k != "_points"}

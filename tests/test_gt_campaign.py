@@ -1,0 +1,99 @@
+"""Ground-truth campaigns: code choice spread over MACs, jobs run and merged, resume, failures kept out."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, real_fmnist, run_env
+from supernet import groundtruth
+from supernet.space import FMNIST28, OFFICIAL_SPACE, count_cost, iter_sample
+
+CODES = ["1222233333000000333300000055550000000000007777000000",
+         "1558511131112131312111212121215121315151312111212161"]
+TINY = ["--train_images", "320", "--val_images", "200", "--batch_size", "32", "--lr", "0.4", "--warmup", "0.3",
+        "--max_epoch", "2", "--width_divisor", "8"]
+
+
+def test_stratified_choice_spans_macs_and_keeps_what_the_gt_holds():
+    archs = {f"arch{i}": a for i, a in enumerate(iter_sample(OFFICIAL_SPACE, 400, seed=5))}
+    macs = {k: count_cost(a, FMNIST28).macs for k, a in archs.items()}
+    lo, hi = min(macs, key=macs.get), max(macs, key=macs.get)
+    chosen = groundtruth.stratified_by_macs(archs, 10, 0, FMNIST28)
+    assert len(chosen) == 10 and lo in chosen and hi in chosen
+    assert chosen == groundtruth.stratified_by_macs(archs, 10, 0, FMNIST28)  # seeded
+    ranks = sorted(sorted(macs, key=macs.get).index(k) for k in chosen)
+    assert all(b - a < 2 * 400 / 10 for a, b in zip(ranks, ranks[1:])), "a gap in MACs wider than two bins"
+    keep = {k: archs[k] for k in list(chosen)[:4]}
+    grown = groundtruth.stratified_by_macs(archs, 20, 1, FMNIST28, keep)
+    assert set(keep) <= set(grown) and 19 <= len(grown) <= 24
+
+
+def campaign(tmp_path: Path, *extra: str, codes: str = "codes.txt", **kw) -> subprocess.CompletedProcess:
+    (tmp_path / "codes.txt").write_text("\n".join(CODES) + "\n")
+    cmd = [sys.executable, str(ROOT / "tools" / "gt_campaign.py"), "--gt", str(tmp_path / "gt.json"), "--codes",
+           str(tmp_path / codes), "--seeds", "1,2", "--jobs", "2", "--work", str(tmp_path / "work"), *extra,
+           "--", *TINY]
+    return subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900, **kw)
+
+
+def test_campaign_runs_merges_and_skips_what_is_done(tmp_path):
+    real_fmnist()
+    r = campaign(tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    gt = json.loads((tmp_path / "gt.json").read_text())
+    assert sorted(v["arch"] for v in gt.values()) == sorted(CODES)
+    for v in gt.values():
+        assert set(v["per_seed"]) == set(v["per_seed_ce"]) == set(v["per_seed_train_loss"]) == {"1", "2"}
+        assert v["acc"] == pytest.approx(sum(v["per_seed"].values()) / 2, abs=1e-3)
+        assert all(0 < ce < 5 for ce in v["per_seed_ce"].values())
+    proto = json.loads((tmp_path / "gt.protocol.json").read_text())
+    assert proto["width_divisor"] == 8 and proto["max_epoch"] == 2 and proto["train_images"] == 320
+    lines = (tmp_path / "work" / "campaign.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(ln)["rc"] == 0 for ln in lines)
+    again = campaign(tmp_path)
+    assert again.returncode == 0 and "0 jobs to run, 4 already in" in again.stderr
+    # the same GT file under another protocol is refused before any job
+    other = subprocess.run([sys.executable, str(ROOT / "tools" / "gt_campaign.py"), "--gt", str(tmp_path / "gt.json"),
+                            "--codes", str(tmp_path / "codes.txt"), "--", *TINY[:-1], "4"], env=run_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "width_divisor 4 vs 8" in other.stderr
+
+
+def test_killed_campaign_resumes_its_jobs(tmp_path):
+    real_fmnist()
+    (tmp_path / "codes.txt").write_text(CODES[1] + "\n")
+    cmd = [sys.executable, str(ROOT / "tools" / "gt_campaign.py"), "--gt", str(tmp_path / "gt.json"), "--codes",
+           str(tmp_path / "codes.txt"), "--seeds", "1", "--jobs", "1", "--work", str(tmp_path / "work"),
+           "--save-every-steps", "3", "--", *TINY]
+    proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = tmp_path / "work" / f"{CODES[1]}_s1" / "checkpoints"
+    deadline = time.time() + 300
+    while not list(ck.glob("ckpt_s000000006.json")):
+        assert proc.poll() is None and time.time() < deadline, "the campaign ended before it could be stopped"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert not (tmp_path / "gt.json").exists()
+    r = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (tmp_path / "work" / f"{CODES[1]}_s1" / "campaign.log").read_text()
+    assert "resuming from" in log
+    assert list(json.loads((tmp_path / "gt.json").read_text()).values())[0]["per_seed"].keys() == {"1"}
+
+
+def test_failed_job_is_reported_and_not_recorded(tmp_path):
+    real_fmnist()
+    (tmp_path / "codes.txt").write_text(CODES[0] + "\n")
+    cmd = [sys.executable, str(ROOT / "tools" / "gt_campaign.py"), "--gt", str(tmp_path / "gt.json"), "--codes",
+           str(tmp_path / "codes.txt"), "--seeds", "3", "--jobs", "1", "--work", str(tmp_path / "work"), "--",
+           *TINY[:-6], "--lr", "1e8", "--warmup", "0", "--max_epoch", "1"]
+    r = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1
+    assert "1 of 1 jobs failed" in r.stderr and "diverged" in r.stderr
+    assert not (tmp_path / "gt.json").exists()
