@@ -73,6 +73,7 @@ def main() -> None:
     p.add_argument("--calib-on", default="default", help="the variant whose supernet gets the K ablation (others: K=4)")
     p.add_argument("--gt", default=str(default_shared_dir() / "proxy_gt" / "dev_gt.json"))
     p.add_argument("--work", default="output/bench_ranking")
+    p.add_argument("--zero-cost", help="tools/zero_cost.py output on the GT codes: the floor is the best of all")
     p.add_argument("--out", default="benchmarks/results/ranking.json")
     a = p.parse_args()
     gt = Path(a.gt)
@@ -103,7 +104,7 @@ def main() -> None:
                     raise SystemExit(f"scoring failed for {name} K={k}")
                 sub = out / f"submission_{rank_by}.json"
                 (out / "submission.json").replace(sub)
-                res = rank_corr.compare(str(sub), str(gt), "fmnist28")
+                res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost)
                 if name == "default" and k == 4 and rank_by == "loss":
                     rank_corr.plot(res, str(Path(a.out).with_suffix(".png")))
                 row = {"variant": name, "calib_K": k, "rank_by": rank_by, "n": res["n"], "kendall": res["kendall"],

@@ -57,7 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "distill_weight": 1.0,  # KD share of a distilled subnet's loss; the rest is hard-label CE
         "distill_after": 0.0,  # fraction of training with hard labels only before in-place KD starts
         "rank_weight": 0.0,  # >0: margin ranking loss pushing each subnet's CE into the MACs order (RD-NAS)
-        "rank_margin": 0.02,  # the margin per unit of |ln(MACs ratio)| between two subnets
+        "rank_margin": 0.02,  # the margin per unit of prior difference (|ln(MACs ratio)| for MACs)
+        "rank_prior": "macs",  # the ranking loss's order: macs | params | zen | naswot | synflow | grad_norm | snip
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },
@@ -172,7 +173,9 @@ SCHEMA: dict[str, tuple] = {
     "sandwich.largest": (_BOOL, None), "sandwich.smallest": (_BOOL, None), "sandwich.num_random": (_INT, _ge(0)),
     "sandwich.inplace_distill": (_BOOL, None), "sandwich.distill_weight": (_NUM, _in01()),
     "sandwich.distill_after": (_NUM, _in01()), "sandwich.rank_weight": (_NUM, _ge(0)),
-    "sandwich.rank_margin": (_NUM, _ge(0)), "sandwich.teacher": (_STR + (None,), None),
+    "sandwich.rank_margin": (_NUM, _ge(0)),
+    "sandwich.rank_prior": (_STR, (lambda v: v in ("macs", "params", "zen", "naswot", "synflow", "grad_norm", "snip"),
+                                   "macs, params, zen, naswot, synflow, grad_norm or snip")), "sandwich.teacher": (_STR + (None,), None),
     "sandwich.teacher_code": (_STR + (None,), None),
 }
 

@@ -15,7 +15,6 @@ key is reused (same code, checkpoint and settings give the same score).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -26,6 +25,7 @@ from typing import Iterable
 import numpy as np
 import paddle
 
+from . import journal
 from .bn_calib import calibration_set, recalibrate
 from .config import load_config
 from .data import build_loaders
@@ -36,8 +36,7 @@ from .supernet_train import net_config
 log = logging.getLogger(__name__)
 
 
-class JournalError(ValueError):
-    pass
+JournalError = journal.JournalError
 
 
 @dataclass(frozen=True)
@@ -198,71 +197,27 @@ def score(model: SuperNet, arch: Arch, data: EvalData) -> Score:
     return Score(100.0 * correct / data.n_val, nll / data.n_val)
 
 
-class Journal:
-    """Append-only record of finished subnets; a torn last line (killed mid-write) is dropped."""
+class Journal(journal.Journal):
+    """The scoring journal: one record per finished subnet (top-1 and cross-entropy), keyed by code."""
 
     def __init__(self, path: Path, header: dict) -> None:
-        self.path = path
-        self.header = header
-        self.done: dict[str, dict] = {}  # code -> record
-        if path.exists():
-            self._load()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w") as f:
-                f.write(json.dumps({"header": header}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        self._f = open(path, "a")
-
-    def _load(self) -> None:
-        raw = self.path.read_bytes()
-        good_end = raw.rfind(b"\n") + 1
-        if good_end < len(raw):
-            log.warning("%s: dropping a torn last line (the run was killed while writing it)", self.path)
-            with open(self.path, "r+b") as f:
-                f.truncate(good_end)
-        try:
-            lines = raw[:good_end].decode("utf-8").splitlines()
-            head = json.loads(lines[0]).get("header") if lines else None
-            records = [json.loads(line) for line in lines[1:]]
-        except (UnicodeDecodeError, ValueError, AttributeError) as e:
-            raise JournalError(f"{self.path} is not a journal ({e}); use another output folder") from e
-        if not lines:
-            raise JournalError(f"{self.path} is empty; delete it to start over")
-        if head != self.header:
-            diff = {k: (head.get(k) if head else None, v) for k, v in self.header.items() if not head or head.get(k) != v}
-            raise JournalError(f"{self.path} was written by another checkpoint or other settings ({diff}); "
-                               "use another output folder or delete the journal")
-        for n, rec in enumerate(records, 2):
-            if not (isinstance(rec, dict) and isinstance(rec.get("arch"), str) and _finite(rec.get("acc"))
-                    and ("nll" not in rec or _finite(rec["nll"]))):
-                raise JournalError(f"{self.path}:{n}: not a finished-subnet record with a code and finite scores")
-            self.done[rec["arch"]] = rec
+        super().__init__(path, header, valid=_valid_score)
 
     def add(self, key: str, arch: Arch, sc: Score, seconds: float) -> None:
-        rec = {"key": key, "arch": arch.code, "acc": sc.top1, "nll": sc.nll, "s": round(seconds, 4)}
-        self._f.write(json.dumps(rec) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self.done[arch.code] = rec
-
-    def close(self) -> None:
-        self._f.close()
+        self.append({"key": key, "arch": arch.code, "acc": sc.top1, "nll": sc.nll, "s": round(seconds, 4)})
 
 
 def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
+def _valid_score(rec: dict) -> bool:
+    return _finite(rec.get("acc")) and ("nll" not in rec or _finite(rec["nll"]))
+
+
 def read_journals(folder: Path, header: dict) -> dict[str, dict]:
-    """code -> finished record, from the folder's journals (all shards and ranks), checked against ``header``."""
-    done: dict[str, dict] = {}
-    for p in sorted(folder.glob("journal*.jsonl")):
-        j = Journal(p, header)
-        j.close()
-        done.update(j.done)
-    return done
+    """code -> finished record, from the folder's scoring journals (all shards and ranks)."""
+    return journal.read_journals(folder, header, _valid_score)
 
 
 def submission_values(done: dict[str, dict], codes: dict[str, str], rank_by: str) -> dict[str, float]:

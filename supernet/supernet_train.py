@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import paddle
 import paddle.distributed as dist
 import paddle.nn.functional as F
@@ -59,23 +60,52 @@ def sandwich(space: SearchSpace, sw: dict, seed: int, step: int) -> list[Sampled
     return out
 
 
-def macs_rank_loss(loss: paddle.Tensor, macs: float, earlier: list[tuple[float, float]],
+def macs_rank_loss(loss: paddle.Tensor, prior: float, earlier: list[tuple[float, float]],
                    margin: float) -> paddle.Tensor | None:
-    """Margin ranking loss against the MACs order (RD-NAS, the challenge's 3rd-place solution).
+    """Margin ranking loss against a zero-cost prior's order (RD-NAS / PGONAS, the challenge's 3rd place).
 
-    ``earlier`` holds (loss, MACs) of the subnets already run this step on the same batch. For each
-    pair, the larger subnet should have the lower loss by ``margin * |ln(MACs ratio)|``; only this
-    subnet gets the gradient (the others' losses are numbers), so each subnet still has its own
-    backward pass (memory, and DataParallel's one-backward-per-forward). MACs is a zero-cost
-    teacher: ground truth never enters it. None when no pair differs in MACs.
+    ``prior`` is the subnet's prior on a log scale (ln MACs by default; see ``rank_prior``), ``earlier``
+    holds (loss, prior) of the subnets already run this step on the same batch. For each pair, the
+    subnet with the higher prior should have the lower loss by ``margin * |prior difference|`` (for
+    MACs: per unit of |ln(MACs ratio)|); only this subnet gets the gradient (the others' losses are
+    numbers), so each subnet still has its own backward pass (memory, and DataParallel's
+    one-backward-per-forward). The prior is a zero-cost teacher: ground truth never enters it. None
+    when no pair differs in the prior.
     """
     terms = []
-    for other_loss, other_macs in earlier:
-        if other_macs == macs:
+    for other_loss, other_prior in earlier:
+        if other_prior == prior:
             continue
-        sign = 1.0 if macs > other_macs else -1.0
-        terms.append(F.relu(sign * (loss - other_loss) + margin * abs(math.log(macs / other_macs))))
+        sign = 1.0 if prior > other_prior else -1.0
+        terms.append(F.relu(sign * (loss - other_loss) + margin * abs(prior - other_prior)))
     return paddle.add_n(terms) / len(terms) if terms else None
+
+
+LOG_SCALE_PRIORS = ("zen", "naswot")  # already logarithms; the others are positive and taken as ln
+
+
+def rank_prior(name: str, cfg: NetConfig, batch: tuple | None = None, seed: int = 0):
+    """arch -> the ranking loss's prior on a log scale, computed once per code (cached): ln MACs,
+    ln params, or a zero-cost predictor of the standalone network at random init (supernet/zero_cost.py;
+    ``batch`` is the labelled batch NASWOT, grad-norm and SNIP need). Paddle's global random state is
+    restored after each computation, so training (and its exact resume) is unaffected."""
+    from .zero_cost import ZeroCostSettings, score_all
+
+    def value(arch: Arch) -> float:
+        if name in ("macs", "params"):
+            return math.log(float(getattr(count_cost(arch, cfg), name)))
+        state = paddle.get_rng_state()
+        try:
+            shape = [len(batch[1]) if batch is not None else 16, cfg.in_channels, cfg.input_size, cfg.input_size]
+            v = score_all(lambda: ResNet48.from_code(arch, cfg), lambda m, x: m.forward_features(x),
+                          [batch] if batch is not None else [(None, None)], shape,
+                          ZeroCostSettings(shape[0], 1, seed), [name])[name]
+        finally:
+            paddle.set_rng_state(state)
+        if name in LOG_SCALE_PRIORS:
+            return v
+        return math.log(max(v, 1e-300))
+    return functools.lru_cache(maxsize=None)(value)
 
 
 def _codes_hash(subnets: list[Sampled]) -> int:
@@ -166,7 +196,11 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     # In-place KD from a largest subnet that is still near chance slows everyone's early learning
     # (BENCHMARKS.md), so it can start after a fraction of training.
     distill_from = int(sw["distill_after"] * steps)
-    subnet_macs = functools.lru_cache(maxsize=None)(lambda arch: float(count_cost(arch, ncfg).macs))
+    prior_batch = None
+    if sw["rank_weight"] and sw["rank_prior"] in ("naswot", "grad_norm", "snip"):
+        xb, yb = next(iter(train.epoch(0)))
+        prior_batch = (np.asarray(xb, np.float32)[:32], np.asarray(yb, np.int64)[:32])
+    subnet_prior = rank_prior(sw["rank_prior"], ncfg, prior_batch, t["seed"])
 
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
         subnets = sandwich(space, sw, t["seed"], step)
@@ -177,7 +211,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
             target = F.softmax(teacher(x), axis=-1) if teacher is not None else None
         losses: dict[str, list] = {}
         largest_probs = None  # soft targets for in-place distillation, once the largest subnet has run
-        ranked: list[tuple[float, float]] = []  # (hard-label CE, MACs) of the subnets run so far
+        ranked: list[tuple[float, float]] = []  # (hard-label CE, prior) of the subnets run so far
         n = len(subnets)
         for i, s in enumerate(subnets):
             model.set_active(s.arch)
@@ -195,9 +229,9 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
                         w = sw["distill_weight"]
                         loss = w * soft_cross_entropy(logits, kd_target) + (1 - w) * ce
                     if sw["rank_weight"]:
-                        macs = subnet_macs(s.arch)
-                        rank = macs_rank_loss(ce, macs, ranked, sw["rank_margin"])
-                        ranked.append((float(ce), macs))
+                        prior = subnet_prior(s.arch)
+                        rank = macs_rank_loss(ce, prior, ranked, sw["rank_margin"])
+                        ranked.append((float(ce), prior))
                         if rank is not None:
                             loss = loss + sw["rank_weight"] * rank
                 if s.kind == "largest":

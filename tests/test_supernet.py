@@ -263,24 +263,26 @@ def test_macs_rank_loss_pushes_the_larger_subnet_below_the_smaller():
     """The larger subnet is pushed down, the smaller up, only inside the margin; equal MACs add nothing."""
     from supernet.supernet_train import macs_rank_loss
 
+    L = np.log  # the prior is ln MACs
+
     loss = paddle.to_tensor(0.50, stop_gradient=False)
     # this subnet is larger than one whose loss is 0.45: violation 0.05 plus margin 0.1 * ln 2
-    r = macs_rank_loss(loss, 2e6, [(0.45, 1e6)], margin=0.1)
+    r = macs_rank_loss(loss, L(2e6), [(0.45, L(1e6))], margin=0.1)
     assert float(r) == pytest.approx(0.05 + 0.1 * np.log(2), rel=1e-5)
     r.backward()
     assert float(loss.grad) == pytest.approx(1.0)  # gradient descent lowers the larger subnet's loss
     loss.clear_gradient()
     # smaller than a subnet with loss 0.52: should have the higher loss by the margin; it is 0.02 short of it
-    r = macs_rank_loss(loss, 1e6, [(0.52, 4e6)], margin=0.1)
+    r = macs_rank_loss(loss, L(1e6), [(0.52, L(4e6))], margin=0.1)
     assert float(r) == pytest.approx(0.02 + 0.1 * np.log(4), rel=1e-5)
     r.backward()
     assert float(loss.grad) == pytest.approx(-1.0)
     # well ordered beyond the margin: zero; the mean is over pairs; equal MACs are skipped
-    assert float(macs_rank_loss(loss, 1e6, [(0.1, 2e6)], margin=0.1)) == 0.0
-    r = macs_rank_loss(loss, 2e6, [(0.1, 1e6), (0.9, 1e6)], margin=0.0)
+    assert float(macs_rank_loss(loss, L(1e6), [(0.1, L(2e6))], margin=0.1)) == 0.0
+    r = macs_rank_loss(loss, L(2e6), [(0.1, L(1e6)), (0.9, L(1e6))], margin=0.0)
     assert float(r) == pytest.approx(0.4 / 2)
-    assert macs_rank_loss(loss, 1e6, [(0.3, 1e6)], margin=0.1) is None
-    assert macs_rank_loss(loss, 1e6, [], margin=0.1) is None
+    assert macs_rank_loss(loss, L(1e6), [(0.3, L(1e6))], margin=0.1) is None
+    assert macs_rank_loss(loss, L(1e6), [], margin=0.1) is None
 
 
 def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
@@ -291,7 +293,8 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
     ctx = setup("cpu")
     tiny = [o for o in TINY if o != "-o"]
     losses = {}
-    for name, over in (("plain", []), ("zero", ["sandwich.rank_weight=0"]), ("ranked", ["sandwich.rank_weight=1.0"])):
+    for name, over in (("plain", []), ("zero", ["sandwich.rank_weight=0"]), ("ranked", ["sandwich.rank_weight=1.0"]),
+                       ("zen", ["sandwich.rank_weight=1.0", "sandwich.rank_prior=zen"])):
         cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml",
                           tiny + over + ["train.eval_codes=0", "train.epochs=1", f"train.output_dir={tmp_path / name}"])
         train_supernet(cfg, ctx)
@@ -299,7 +302,32 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
         losses[name] = [r["loss_random"] for r in records if r["kind"] == "train"]
     assert losses["plain"] and losses["zero"] == losses["plain"]
     assert all(np.isfinite(losses["ranked"]))
-    weights = {k: paddle.load(str(tmp_path / k / "supernet.pdparams")) for k in ("plain", "zero", "ranked")}
+    weights = {k: paddle.load(str(tmp_path / k / "supernet.pdparams")) for k in ("plain", "zero", "ranked", "zen")}
     first = next(iter(weights["plain"]))
     assert np.array_equal(weights["zero"][first].numpy(), weights["plain"][first].numpy())
     assert any(not np.array_equal(weights["ranked"][k].numpy(), v.numpy()) for k, v in weights["plain"].items())
+    assert any(not np.array_equal(weights["zen"][k].numpy(), v.numpy()) for k, v in weights["ranked"].items())
+
+
+def test_rank_prior_is_cached_log_scale_and_leaves_the_random_state():
+    import math
+
+    from supernet.space import FULL_SPACE, NetConfig, count_cost
+    from supernet.supernet_train import rank_prior
+    from supernet.zero_cost import ZeroCostSettings, score_all
+    from supernet.resnet import ResNet48
+
+    cfg = NetConfig(1, 10, 8, "small", 28)
+    arch = FULL_SPACE.smallest()
+    assert rank_prior("macs", cfg)(arch) == pytest.approx(math.log(count_cost(arch, cfg).macs))
+    zen = rank_prior("zen", cfg, seed=3)
+    paddle.seed(11)
+    want = paddle.rand([4]).numpy()
+    paddle.seed(11)
+    v = zen(arch)
+    assert np.array_equal(paddle.rand([4]).numpy(), want), "the prior changed Paddle's random stream"
+    direct = score_all(lambda: ResNet48.from_code(arch, cfg), lambda m, x: m.forward_features(x), [(None, None)],
+                       [16, 1, 28, 28], ZeroCostSettings(16, 1, 3), ["zen"])["zen"]
+    assert v == pytest.approx(direct) and zen.cache_info().misses == 1
+    zen(arch)
+    assert zen.cache_info().hits == 1

@@ -4,8 +4,9 @@
   python tools/rank_corr.py PRED GT --json      # {"n", "kendall", "pearson", "spearman", ...}
   python tools/rank_corr.py PRED GT --against OTHER_PRED   # is PRED really ahead of OTHER_PRED?
 
-Also prints the zero-cost floor: the same figures for MACs and parameter count as predictors, and
-tau minus the better one's tau with a paired bootstrap 95 % interval over codes (likewise against
+Also prints the zero-cost floor: the same figures for MACs and parameter count as predictors (and,
+with --zero-cost DIR, Zen-Score, NASWOT, SynFlow, grad-norm and SNIP from tools/zero_cost.py), and tau
+minus the best one's tau with a paired bootstrap 95 % interval over codes (likewise against
 --against): on a few dozen noisy ground-truth codes a difference of 0.1 is often noise.
 """
 from __future__ import annotations
@@ -42,7 +43,32 @@ def network_mismatch(pred_path: str, gt_path: str) -> str | None:
         return f"{meta} is not a readable record of the predictions' network ({e})"
 
 
-def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None) -> dict:
+def zero_cost_files(zc_dir: str | Path | None, codes: list[str]) -> dict[str, list[float]]:
+    """Scores of the zero-cost predictors in ``zc_dir`` (tools/zero_cost.py output) for ``codes``; a
+    predictor file that lacks some of the codes is refused (a floor must be computed on the same codes)."""
+    out: dict[str, list[float]] = {}
+    if zc_dir is None:
+        return out
+    d = Path(zc_dir)
+    if not d.is_dir():
+        raise ArchFileError(f"--zero-cost {d} is not a folder")
+    for name in ("zen", "naswot", "synflow", "grad_norm", "snip"):
+        f = d / f"{name}.json"
+        if not f.is_file():
+            continue
+        scores = read_scores(f)
+        missing = [c for c in codes if c not in scores]
+        if missing:
+            raise ArchFileError(f"{f} lacks {len(missing)} of the compared codes (e.g. {missing[0]}); "
+                                "run tools/zero_cost.py on the ground truth's codes")
+        out[name] = [scores[c] for c in codes]
+    if not out:
+        raise ArchFileError(f"--zero-cost {d} holds no predictor file (zen.json, naswot.json, ...)")
+    return out
+
+
+def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None,
+            zc_dir: str | None = None) -> dict:
     """Correlations of a prediction file with the ground truth, the zero-cost floor, and paired bootstraps.
 
     ``against``: a second prediction file (e.g. another supernet); the bootstrap of tau minus its tau
@@ -59,7 +85,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {both}: nothing to correlate")
     p = [pred[c] for c in codes]
     g = [gt[c] for c in codes]
-    zc = zero_cost(codes, NETS[net])
+    zc = {**zero_cost(codes, NETS[net]), **zero_cost_files(zc_dir, codes)}
     floor = {name: correlations(v, g) for name, v in zc.items()}
     # Paired bootstraps (against the stronger zero-cost predictor, and --against); skipped for huge
     # files: 2000 resamples of an O(n log n) tau.
@@ -126,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", help="write a scatter plot (PNG)")
     p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
     p.add_argument("--against", help="another prediction file: paired bootstrap of the tau difference")
+    p.add_argument("--zero-cost", help="folder of tools/zero_cost.py outputs: their predictors join the floor")
     a = p.parse_args(argv)
     problem = writable_file(a.plot, "--plot") if a.plot else None
     if problem:
         return fail(problem)
     try:
-        res = compare(a.pred, a.gt, a.net, a.against)
+        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost)
     except ArchFileError as e:
         return fail(str(e))
     if a.plot:

@@ -1,0 +1,171 @@
+"""Zero-cost predictors: scores of a randomly initialised network that correlate with its trained accuracy.
+
+A supernet must beat these to earn its training, and the strongest is the best prior for a ranking loss.
+Each function follows its paper's definition; the network-level ones sum over the weights of every
+convolution and linear layer (the "prunable" layers of Abdelfattah et al.).
+
+- Zen-Score (Lin et al., "Zen-NAS: A Zero-Shot NAS for High-Performance Image Recognition", ICCV 2021):
+  weights ~ N(0, 1), BN with batch statistics, x, eps ~ N(0, 1), alpha = 0.01;
+  Zen = log E ||f(x) - f(x + alpha eps)||_F + sum_i log sqrt(mean_j sigma_ij^2), with f the feature map
+  before global pooling and sigma_ij the batch standard deviation of channel j at BN layer i.
+- NASWOT (Mellor et al., "Neural Architecture Search without Training", ICML 2021): binary ReLU codes
+  c_i of the images of a mini-batch; K[i, j] = N_A - Hamming(c_i, c_j); score = log |det K|.
+- SynFlow (Tanaka et al., "Pruning neural networks without any data by iteratively conserving synaptic
+  flow", NeurIPS 2020): all parameters replaced by their absolute values, input all ones, R = sum of the
+  outputs; score = sum over weights of (dR/dtheta * theta). Float64, BN in inference mode (at
+  initialisation the identity, as the paper's data-free setting needs).
+- grad-norm and SNIP (Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021; SNIP:
+  Lee et al., ICLR 2019): on one labelled mini-batch with cross-entropy, sum over layers of ||dL/dW||_2,
+  and sum of |dL/dW * W|.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+PREDICTORS = ("zen", "naswot", "synflow", "grad_norm", "snip")
+
+
+def weighted_layers(model: nn.Layer) -> list[nn.Layer]:
+    """Convolutions and linear layers (the layers whose weights the network-level scores sum over)."""
+    return [m for m in model.sublayers() if isinstance(m, (nn.Conv2D, nn.Linear))]
+
+
+def naswot_logdet(codes: np.ndarray) -> float:
+    """log|det K| of the NASWOT kernel of binary codes (rows: images, columns: ReLU units)."""
+    c = codes.astype(np.float64)
+    k = c @ c.T + (1.0 - c) @ (1.0 - c).T  # N_A - Hamming distance
+    sign, logdet = np.linalg.slogdet(k)
+    return float(logdet) if sign != 0 else float("-inf")
+
+
+def grad_scores(model: nn.Layer, x: paddle.Tensor, y: paddle.Tensor,
+                relu_codes: list[np.ndarray] | None = None) -> dict[str, float]:
+    """grad-norm and SNIP from one forward/backward on a labelled batch; with ``relu_codes`` (a list to
+    fill) the same forward also records every ReLU's binary code per image for NASWOT."""
+    hooks = []
+    if relu_codes is not None:
+        def record(_layer, _inputs, out):
+            relu_codes.append((out.detach() > 0).reshape([out.shape[0], -1]).numpy())
+        hooks = [m.register_forward_post_hook(record) for m in model.sublayers() if isinstance(m, nn.ReLU)]
+    try:
+        model.train()
+        model.clear_gradients()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    gn = snip = 0.0
+    for m in weighted_layers(model):
+        g = m.weight.grad
+        if g is None:
+            continue
+        g64 = g.astype("float64")
+        gn += float(paddle.linalg.norm(g64.flatten()))
+        snip += float((g64 * m.weight.astype("float64")).abs().sum())
+    model.clear_gradients()
+    return {"grad_norm": gn, "snip": snip}
+
+
+@paddle.no_grad()
+def gaussian_init(model: nn.Layer, seed: int) -> None:
+    """Zen-NAS's initialisation: conv/linear weights N(0, 1), biases 0, BN gamma 1 and beta 0."""
+    gen = np.random.default_rng(seed)
+    for m in model.sublayers():
+        if isinstance(m, (nn.Conv2D, nn.Linear)):
+            m.weight.set_value(gen.standard_normal(m.weight.shape).astype("float32"))
+            if getattr(m, "bias", None) is not None:
+                m.bias.set_value(paddle.zeros_like(m.bias))
+        elif isinstance(m, nn.BatchNorm2D):
+            m.weight.set_value(paddle.ones_like(m.weight))
+            m.bias.set_value(paddle.zeros_like(m.bias))
+
+
+@paddle.no_grad()
+def zen_score(model: nn.Layer, features: Callable[[paddle.Tensor], paddle.Tensor], shape: list[int], seed: int,
+              alpha: float = 0.01) -> float:
+    """Zen-Score of ``model`` (already Gaussian-initialised) on a batch of ``shape``; ``features`` maps an
+    input to the pre-pooling feature map. BN uses batch statistics; its sigma terms come from x."""
+    gen = np.random.default_rng(seed)
+    x = paddle.to_tensor(gen.standard_normal(shape).astype("float32"))
+    eps = paddle.to_tensor(gen.standard_normal(shape).astype("float32"))
+    log_sigma: list[float] = []
+
+    def record(_layer, inputs):
+        v = inputs[0].astype("float64")
+        var = v.transpose([1, 0, 2, 3]).reshape([v.shape[1], -1]).var(axis=1, unbiased=False)
+        log_sigma.append(0.5 * math.log(max(float(var.mean()), 1e-300)))
+
+    model.train()
+    hooks = [m.register_forward_pre_hook(record) for m in model.sublayers() if isinstance(m, nn.BatchNorm2D)]
+    try:
+        f1 = features(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    f2 = features(x + alpha * eps)
+    diff = (f1 - f2).astype("float64").reshape([shape[0], -1])
+    delta = float(paddle.linalg.norm(diff, axis=1).mean())
+    return math.log(max(delta, 1e-300)) + sum(log_sigma)
+
+
+def synflow_score(model: nn.Layer, shape: list[int]) -> float:
+    """SynFlow of ``model`` (its current weights, taken in absolute value), float64, input all ones."""
+    model.eval()
+    model.to(dtype="float64")
+    with paddle.no_grad():
+        for p in model.parameters():
+            p.set_value(p.abs())
+    model.clear_gradients()
+    out = model(paddle.ones([1, *shape[1:]], dtype="float64"))
+    out.sum().backward()
+    total = 0.0
+    for m in weighted_layers(model):
+        if m.weight.grad is not None:
+            total += float((m.weight.grad * m.weight).sum())
+    model.clear_gradients()
+    return total
+
+
+@dataclass(frozen=True)
+class ZeroCostSettings:
+    batch_size: int = 64  # images per batch for NASWOT, grad-norm and SNIP, and Gaussian samples for Zen
+    repeats: int = 1  # independent initialisations (and batches) averaged per code
+    seed: int = 0
+
+
+def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddle.Tensor], paddle.Tensor],
+              batches: Iterable[tuple[np.ndarray, np.ndarray]], shape: list[int], s: ZeroCostSettings,
+              which: Iterable[str] = PREDICTORS) -> dict[str, float]:
+    """Every predictor in ``which`` for the network ``build()`` makes, averaged over ``s.repeats``
+    initialisations (repeat r: ``paddle.seed(s.seed + r)`` and the r-th labelled batch)."""
+    which = set(which)
+    runs: dict[str, list[float]] = {k: [] for k in which}
+    for r, (xb, yb) in zip(range(s.repeats), batches):
+        paddle.seed(s.seed + r)
+        model = build()
+        if which & {"naswot", "grad_norm", "snip"}:
+            codes: list[np.ndarray] = []
+            g = grad_scores(model, paddle.to_tensor(xb), paddle.to_tensor(yb), codes if "naswot" in which else None)
+            for k in ("grad_norm", "snip"):
+                if k in which:
+                    runs[k].append(g[k])
+            if "naswot" in which:
+                runs["naswot"].append(naswot_logdet(np.concatenate(codes, axis=1)))
+        if "synflow" in which:
+            default = {k: v.clone() for k, v in model.state_dict().items()}
+            runs["synflow"].append(synflow_score(model, shape))
+            model.to(dtype="float32")
+            model.set_state_dict(default)
+        if "zen" in which:
+            gaussian_init(model, s.seed + r)
+            runs["zen"].append(zen_score(model, lambda x: features(model, x), [s.batch_size, *shape[1:]],
+                                         s.seed + 1000 + r))
+    return {k: float(np.mean(v)) for k, v in runs.items()}

@@ -1,0 +1,143 @@
+"""Zero-cost predictors for a list of codes: Zen-Score, NASWOT, SynFlow, grad-norm, SNIP, MACs, params.
+
+  python tools/zero_cost.py ../shared/data/CVPR_2022_NAS_Track1_test.json --out output/zc45k --width-divisor 8
+  python tools/zero_cost.py ARCHS --out DIR --shard 0/4          # separate jobs into one DIR
+  python tools/rank_corr.py DIR/zen.json benchmarks/gt/d8e4.json  # any predictor against a ground truth
+
+Each code's network is built standalone at random initialisation (seeded) on the proxy's input
+(Fashion-MNIST 28x28, widths / --width-divisor); definitions and papers in supernet/zero_cost.py.
+Writes DIR/<predictor>.json in the official form (``acc`` = the score, higher = predicted better) for
+zen, naswot, synflow, grad_norm, snip, macs and params, and DIR/table.json with every value per code.
+Finished codes go to a journal (resumable like eval_subnets; another setting's journal is refused);
+shards write their own journals into the same DIR and whichever finds every code done writes the files.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import supernet  # noqa: E402,F401  (threads and malloc before paddle)
+import numpy as np  # noqa: E402
+
+from supernet import archfile  # noqa: E402
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int  # noqa: E402
+from supernet.data import DataError, build_loaders  # noqa: E402
+from supernet.journal import Journal, JournalError, read_journals  # noqa: E402
+from supernet.runtime import atomic_write_json, setup_logging  # noqa: E402
+from supernet.space import FMNIST28, NetConfig, count_cost  # noqa: E402
+from supernet.zero_cost import PREDICTORS, ZeroCostSettings, score_all  # noqa: E402
+
+log = logging.getLogger("zero_cost")
+ALL = (*PREDICTORS, "macs", "params")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes i/n (e.g. 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text}: need 0 <= i < n")
+    return i, n
+
+
+def batches(cfg: NetConfig, s: ZeroCostSettings, data_dir: str | None):
+    """``s.repeats`` labelled training batches, the same for every code (seeded)."""
+    train, _ = build_loaders("fmnist", s.batch_size, s.seed, train_images=s.batch_size * s.repeats,
+                             data_dir=data_dir, input_size=cfg.input_size)
+    return [(np.ascontiguousarray(x, np.float32), np.asarray(y, np.int64)) for x, y in train.epoch(0)]
+
+
+def write_outputs(out: Path, keys: "OrderedDict[str, str]", done: dict[str, dict], which: list[str]) -> list[str]:
+    """DIR/<predictor>.json (official form) for each predictor and DIR/table.json; returns one line per
+    predictor with codes whose score is not finite (left out of that file)."""
+    notes = []
+    for name in which:
+        vals = {k: done[c][name] for k, c in keys.items()}
+        good = {k: v for k, v in vals.items() if v is not None and math.isfinite(v)}
+        if len(good) < len(vals):
+            notes.append(f"{name}: {len(vals) - len(good)} codes without a finite score (left out of {name}.json)")
+        archfile.write_official(out / f"{name}.json", {k: keys[k] for k in good}, good)
+    atomic_write_json(out / "table.json", {k: {"arch": c, **{n: done[c][n] for n in which}} for k, c in keys.items()})
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("archs", help="official JSON or a plain list of codes")
+    p.add_argument("--out", required=True, help="output folder (journals, <predictor>.json, table.json)")
+    p.add_argument("--width-divisor", type=int, choices=[1, 2, 4, 8], default=FMNIST28.width_divisor)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (NASWOT, grad-norm, SNIP, Zen)")
+    p.add_argument("--repeats", type=positive_int, default=1, help="initialisations and batches averaged per code")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--which", default=",".join(PREDICTORS), help=f"subset of {','.join(PREDICTORS)}")
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: only share i of n")
+    p.add_argument("--limit", type=positive_int, help="only the first N codes")
+    p.add_argument("--data_dir", help="Fashion-MNIST IDX folder (default: found or fetched)")
+    a = p.parse_args(argv)
+    which = [w.strip() for w in a.which.split(",") if w.strip()]
+    bad = [w for w in which if w not in PREDICTORS]
+    if bad or not which:
+        return fail(f"--which {a.which!r}: choose from {', '.join(PREDICTORS)}")
+    cfg = NetConfig(FMNIST28.in_channels, FMNIST28.num_classes, a.width_divisor, FMNIST28.stem, FMNIST28.input_size)
+    try:
+        archs = archfile.read_archs(a.archs)
+    except archfile.ArchFileError as e:
+        return fail(str(e))
+    keys = OrderedDict((k, v.code) for k, v in list(archs.items())[: a.limit or None])
+    s = ZeroCostSettings(a.batch_size, a.repeats, a.seed)
+    header = {"settings": {"batch_size": s.batch_size, "repeats": s.repeats, "seed": s.seed, "which": which},
+              "network": {"width_divisor": cfg.width_divisor, "input_size": cfg.input_size, "stem": cfg.stem,
+                          "in_channels": cfg.in_channels, "num_classes": cfg.num_classes}, "data": "fmnist"}
+    out = Path(a.out)
+    try:
+        done = read_journals(out, header)
+        data = batches(cfg, s, a.data_dir)
+    except (JournalError, DataError) as e:
+        return fail(str(e))
+    i, n = a.shard
+    mine = [c for j, c in enumerate(keys.values()) if j % n == i and c not in done]
+    log.info("%d codes (shard %d/%d), %d to score: %s at width divisor %d, batch %d x %d repeat(s)", len(keys), i, n,
+             len(mine), ", ".join(which), cfg.width_divisor, s.batch_size, s.repeats)
+    from tqdm import tqdm
+
+    from supernet.resnet import ResNet48
+
+    shape = [s.batch_size, cfg.in_channels, cfg.input_size, cfg.input_size]
+    journal = Journal(out / f"journal.s{i}of{n}.jsonl", header)
+    try:
+        t0 = time.time()
+        bar = tqdm(mine, desc="codes", dynamic_ncols=True)
+        for k, code in enumerate(bar, 1):
+            t = time.time()
+            scores = score_all(lambda: ResNet48.from_code(code, cfg), lambda m, x: m.forward_features(x), data,
+                               shape, s, which)
+            cost = count_cost(archfile.parse_code(code), cfg)
+            rec = {"arch": code, **{w: (v if math.isfinite(v) else None) for w, v in scores.items()},
+                   "macs": cost.macs, "params": cost.params, "s": round(time.time() - t, 3)}
+            journal.append(rec)
+            bar.set_postfix(codes_per_h=f"{k / max(1e-9, time.time() - t0) * 3600:.0f}")
+    finally:
+        journal.close()
+    done = read_journals(out, header)
+    missing = [c for c in keys.values() if c not in done]
+    if missing:
+        log.info("%d codes are left to other shards; the files are written by the shard that finishes last",
+                 len(missing))
+        return 0
+    for note in write_outputs(out, keys, done, [*which, "macs", "params"]):
+        log.warning("%s", note)
+    log.info("wrote %s/{%s}.json and table.json for %d codes", out, ",".join([*which, "macs", "params"]), len(keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
