@@ -37,22 +37,45 @@ def weighted_layers(model: nn.Layer) -> list[nn.Layer]:
     return [m for m in model.sublayers() if isinstance(m, (nn.Conv2D, nn.Linear))]
 
 
+class NaswotKernel:
+    """The NASWOT kernel K = N_A - Hamming(c_i, c_j), accumulated over ReLU layers without keeping codes:
+    with G = sum c c^T and s the per-image count of active units, K = 2 G - s_i - s_j + N_A."""
+
+    def __init__(self) -> None:
+        self.g = None
+        self.s = None
+        self.units = 0
+
+    def add(self, codes: paddle.Tensor) -> None:
+        """``codes``: [images, units] of 0/1 (float32: the counts stay exact below 2^24 units)."""
+        g = paddle.matmul(codes, codes, transpose_y=True).astype("float64")
+        s = codes.sum(axis=1).astype("float64")
+        self.g, self.s = (g, s) if self.g is None else (self.g + g, self.s + s)
+        self.units += codes.shape[1]
+
+    def logdet(self) -> float:
+        g, s = self.g.numpy(), self.s.numpy()
+        k = 2 * g - s[:, None] - s[None, :] + self.units
+        sign, logdet = np.linalg.slogdet(k)
+        return float(logdet) if sign != 0 else float("-inf")
+
+
 def naswot_logdet(codes: np.ndarray) -> float:
     """log|det K| of the NASWOT kernel of binary codes (rows: images, columns: ReLU units)."""
-    c = codes.astype(np.float64)
-    k = c @ c.T + (1.0 - c) @ (1.0 - c).T  # N_A - Hamming distance
-    sign, logdet = np.linalg.slogdet(k)
-    return float(logdet) if sign != 0 else float("-inf")
+    kern = NaswotKernel()
+    kern.add(paddle.to_tensor(np.asarray(codes, np.float32)))
+    return kern.logdet()
 
 
 def grad_scores(model: nn.Layer, x: paddle.Tensor, y: paddle.Tensor,
-                relu_codes: list[np.ndarray] | None = None) -> dict[str, float]:
-    """grad-norm and SNIP from one forward/backward on a labelled batch; with ``relu_codes`` (a list to
-    fill) the same forward also records every ReLU's binary code per image for NASWOT."""
+                kernel: NaswotKernel | None = None) -> dict[str, float]:
+    """grad-norm and SNIP from one forward/backward on a labelled batch; with ``kernel`` the same forward
+    also accumulates every ReLU's binary codes into the NASWOT kernel."""
     hooks = []
-    if relu_codes is not None:
+    if kernel is not None:
         def record(_layer, _inputs, out):
-            relu_codes.append((out.detach() > 0).reshape([out.shape[0], -1]).numpy())
+            with paddle.no_grad():
+                kernel.add((out > 0).astype("float32").reshape([out.shape[0], -1]))
         hooks = [m.register_forward_post_hook(record) for m in model.sublayers() if isinstance(m, nn.ReLU)]
     try:
         model.train()
@@ -99,8 +122,9 @@ def zen_score(model: nn.Layer, features: Callable[[paddle.Tensor], paddle.Tensor
     log_sigma: list[float] = []
 
     def record(_layer, inputs):
-        v = inputs[0].astype("float64")
-        var = v.transpose([1, 0, 2, 3]).reshape([v.shape[1], -1]).var(axis=1, unbiased=False)
+        v = inputs[0]  # batch variance per channel as E[v^2] - E[v]^2 (paddle's var() is slow on CPU)
+        mean = v.mean(axis=[0, 2, 3])
+        var = (v * v).mean(axis=[0, 2, 3]).astype("float64") - (mean * mean).astype("float64")
         log_sigma.append(0.5 * math.log(max(float(var.mean()), 1e-300)))
 
     model.train()
@@ -152,13 +176,13 @@ def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddl
         paddle.seed(s.seed + r)
         model = build()
         if which & {"naswot", "grad_norm", "snip"}:
-            codes: list[np.ndarray] = []
-            g = grad_scores(model, paddle.to_tensor(xb), paddle.to_tensor(yb), codes if "naswot" in which else None)
+            kernel = NaswotKernel() if "naswot" in which else None
+            g = grad_scores(model, paddle.to_tensor(xb), paddle.to_tensor(yb), kernel)
             for k in ("grad_norm", "snip"):
                 if k in which:
                     runs[k].append(g[k])
-            if "naswot" in which:
-                runs["naswot"].append(naswot_logdet(np.concatenate(codes, axis=1)))
+            if kernel is not None:
+                runs["naswot"].append(kernel.logdet())
         if "synflow" in which:
             default = {k: v.clone() for k, v in model.state_dict().items()}
             runs["synflow"].append(synflow_score(model, shape))

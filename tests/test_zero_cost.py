@@ -11,7 +11,7 @@ import paddle.nn as nn
 import pytest
 
 from conftest import ROOT
-from supernet.zero_cost import gaussian_init, grad_scores, naswot_logdet, synflow_score, zen_score
+from supernet.zero_cost import NaswotKernel, gaussian_init, grad_scores, naswot_logdet, synflow_score, zen_score
 
 sys.path.insert(0, str(ROOT / "tools"))
 import zero_cost as tool  # noqa: E402
@@ -48,11 +48,13 @@ def test_grad_norm_snip_and_naswot_codes_by_hand():
     dz = (p - np.eye(3)[y]) / len(y)
     g2 = a.T @ dz
     g1 = x.T @ ((dz @ w2.T) * (h > 0))
-    codes: list[np.ndarray] = []
-    got = grad_scores(net, paddle.to_tensor(x), paddle.to_tensor(y), codes)
+    kernel = NaswotKernel()
+    got = grad_scores(net, paddle.to_tensor(x), paddle.to_tensor(y), kernel)
     assert got["grad_norm"] == pytest.approx(np.linalg.norm(g1) + np.linalg.norm(g2), rel=1e-4)
     assert got["snip"] == pytest.approx(np.abs(g1 * w1).sum() + np.abs(g2 * w2).sum(), rel=1e-4)
-    assert len(codes) == 1 and np.array_equal(codes[0], h > 0)
+    assert kernel.units == 6 and kernel.logdet() == pytest.approx(naswot_logdet(h > 0))
+    c = (h > 0).astype(float)
+    assert kernel.logdet() == pytest.approx(np.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)[1])
 
 
 def test_zen_score_by_hand():
