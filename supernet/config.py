@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
         "distill_after": 0.0,  # fraction of training with hard labels only before in-place KD starts
         "rank_weight": 0.0,  # >0: margin ranking loss pushing each subnet's CE into the MACs order (RD-NAS)
         "rank_margin": 0.02,  # the margin per unit of prior difference (|ln(MACs ratio)| for MACs)
+        "rank_ramp_epochs": 0.0,  # >0: the ranking loss weight grows linearly from 0 to rank_weight over these epochs
+        "bias_pool": 0,  # >0: random subnets are the num_random largest (MACs) of this many samples (1st place)
+        "bias_random_every": 3,  # with bias_pool: every N-th step adds one uniform random subnet (0: never)
         "rank_prior": "macs",  # the ranking loss's order: macs | params | zen | naswot | synflow | grad_norm | snip
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
@@ -174,6 +177,8 @@ SCHEMA: dict[str, tuple] = {
     "sandwich.inplace_distill": (_BOOL, None), "sandwich.distill_weight": (_NUM, _in01()),
     "sandwich.distill_after": (_NUM, _in01()), "sandwich.rank_weight": (_NUM, _ge(0)),
     "sandwich.rank_margin": (_NUM, _ge(0)),
+    "sandwich.rank_ramp_epochs": (_NUM, _ge(0)), "sandwich.bias_pool": (_INT, _ge(0)),
+    "sandwich.bias_random_every": (_INT, _ge(0)),
     "sandwich.rank_prior": (_STR, (lambda v: v in ("macs", "params", "zen", "naswot", "synflow", "grad_norm", "snip"),
                                    "macs, params, zen, naswot, synflow, grad_norm or snip")), "sandwich.teacher": (_STR + (None,), None),
     "sandwich.teacher_code": (_STR + (None,), None),

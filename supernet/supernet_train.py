@@ -46,15 +46,28 @@ class Sampled:
     arch: Arch
 
 
-def sandwich(space: SearchSpace, sw: dict, seed: int, step: int) -> list[Sampled]:
-    """The subnets of one step: a pure function of (seed, step), identical on every rank."""
+def sandwich(space: SearchSpace, sw: dict, seed: int, step: int, cfg: NetConfig = IMAGENET) -> list[Sampled]:
+    """The subnets of one step: a pure function of (seed, step), identical on every rank.
+
+    With ``bias_pool`` > 0 the random subnets are the ``num_random`` largest (by MACs under ``cfg``) of
+    that many uniform samples, and every ``bias_random_every``-th step adds one uniform random subnet:
+    the 1st-place solution's bias towards large subnets (4 largest of 400, a random one every 3rd step).
+    """
     rng = random.Random(f"sandwich-{seed}-{step}")
     out = []
     if sw["largest"]:
         out.append(Sampled("largest", space.largest()))
     if sw["smallest"]:
         out.append(Sampled("smallest", space.smallest()))
-    out += [Sampled("random", space.sample(rng)) for _ in range(sw["num_random"])]
+    if sw.get("bias_pool"):
+        pool = [space.sample(rng) for _ in range(sw["bias_pool"])]
+        pool.sort(key=lambda a: count_cost(a, cfg).macs, reverse=True)
+        out += [Sampled("random", a) for a in pool[: sw["num_random"]]]
+        every = sw.get("bias_random_every", 0)
+        if every and step % every == 0:
+            out.append(Sampled("random", space.sample(rng)))
+    else:
+        out += [Sampled("random", space.sample(rng)) for _ in range(sw["num_random"])]
     if not out:
         raise ValueError("the sandwich samples no subnet: enable largest/smallest or set num_random > 0")
     return out
@@ -79,6 +92,14 @@ def macs_rank_loss(loss: paddle.Tensor, prior: float, earlier: list[tuple[float,
         sign = 1.0 if prior > other_prior else -1.0
         terms.append(F.relu(sign * (loss - other_loss) + margin * abs(prior - other_prior)))
     return paddle.add_n(terms) / len(terms) if terms else None
+
+
+def rank_weight_at(sw: dict, epoch: float) -> float:
+    """The ranking loss's weight at (fractional) ``epoch``: constant, or with ``rank_ramp_epochs`` > 0
+    ramped linearly from 0 to ``rank_weight`` over that many epochs (PGONAS, 3rd place: min(2, epoch / 10)
+    is rank_weight 2 with rank_ramp_epochs 20)."""
+    ramp = sw["rank_ramp_epochs"]
+    return sw["rank_weight"] * (min(1.0, epoch / ramp) if ramp else 1.0)
 
 
 LOG_SCALE_PRIORS = ("zen", "naswot")  # already logarithms; the others are positive and taken as ln
@@ -196,6 +217,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     # In-place KD from a largest subnet that is still near chance slows everyone's early learning
     # (BENCHMARKS.md), so it can start after a fraction of training.
     distill_from = int(sw["distill_after"] * steps)
+    steps_per_epoch = len(train)
     prior_batch = None
     if sw["rank_weight"] and sw["rank_prior"] in ("naswot", "grad_norm", "snip"):
         xb, yb = next(iter(train.epoch(0)))
@@ -203,7 +225,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     subnet_prior = rank_prior(sw["rank_prior"], ncfg, prior_batch, t["seed"])
 
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
-        subnets = sandwich(space, sw, t["seed"], step)
+        subnets = sandwich(space, sw, t["seed"], step, ncfg)
         inplace_distill = sw["inplace_distill"] and step >= distill_from
         if step % t["log_every"] == 0 and not ranks_agree(ctx, _codes_hash(subnets)):
             raise RuntimeError(f"step {step}: ranks sampled different subnets; check that all nodes run one config")
@@ -233,7 +255,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
                         rank = macs_rank_loss(ce, prior, ranked, sw["rank_margin"])
                         ranked.append((float(ce), prior))
                         if rank is not None:
-                            loss = loss + sw["rank_weight"] * rank
+                            loss = loss + rank_weight_at(sw, step / steps_per_epoch) * rank
                 if s.kind == "largest":
                     largest_probs = F.softmax(logits.detach().astype("float32"), axis=-1)
                 amp.backward(loss / n)

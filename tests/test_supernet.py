@@ -129,6 +129,30 @@ def test_sandwich_is_a_function_of_seed_and_step():
     assert all(OFFICIAL_SPACE.contains(parse_code(x)) for x in a)
 
 
+def test_biased_sandwich_takes_the_largest_of_a_pool_and_a_random_one_every_kth_step():
+    from supernet.space import count_cost
+
+    sw = {"largest": True, "smallest": True, "num_random": 4, "bias_pool": 400, "bias_random_every": 3}
+    macs = lambda code: count_cost(parse_code(code), FMNIST28).macs  # noqa: E731
+    for step in (0, 1, 2, 3):
+        got = [s for s in sandwich(FULL_SPACE, sw, 0, step, FMNIST28) if s.kind == "random"]
+        assert len(got) == (5 if step % 3 == 0 else 4)
+        assert [s.arch.code for s in got] == [s.arch.code for s in sandwich(FULL_SPACE, sw, 0, step, FMNIST28)
+                                              if s.kind == "random"]
+        plain = [macs(s.arch.code) for s in sandwich(FULL_SPACE, {**sw, "bias_pool": 0}, 0, step, FMNIST28)
+                 if s.kind == "random"]
+        biased = [macs(s.arch.code) for s in got[:4]]
+        assert biased == sorted(biased, reverse=True) and min(biased) > np.median(plain)
+
+
+def test_rank_weight_ramp():
+    from supernet.supernet_train import rank_weight_at
+
+    sw = {"rank_weight": 2.0, "rank_ramp_epochs": 20.0}
+    assert [rank_weight_at(sw, e) for e in (0, 5, 10, 20, 30)] == [0.0, 0.5, 1.0, 2.0, 2.0]  # min(2, epoch/10)
+    assert rank_weight_at({"rank_weight": 0.7, "rank_ramp_epochs": 0}, 3.0) == 0.7
+
+
 def test_config_overrides_and_errors(tmp_path):
     cfg = load_config(ROOT / "configs" / "fmnist_baseline.yaml", ["train.epochs=3", "sandwich.teacher=null"])
     assert cfg["train"]["epochs"] == 3 and cfg["sandwich"]["num_random"] == 2 and not cfg["sandwich"]["largest"]
@@ -294,7 +318,9 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
     tiny = [o for o in TINY if o != "-o"]
     losses = {}
     for name, over in (("plain", []), ("zero", ["sandwich.rank_weight=0"]), ("ranked", ["sandwich.rank_weight=1.0"]),
-                       ("zen", ["sandwich.rank_weight=1.0", "sandwich.rank_prior=zen"])):
+                       ("zen", ["sandwich.rank_weight=1.0", "sandwich.rank_prior=zen"]),
+                       ("ramped", ["sandwich.rank_weight=1.0", "sandwich.rank_ramp_epochs=2"]),
+                       ("biased", ["sandwich.bias_pool=50"])):
         cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml",
                           tiny + over + ["train.eval_codes=0", "train.epochs=1", f"train.output_dir={tmp_path / name}"])
         train_supernet(cfg, ctx)
@@ -302,11 +328,13 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
         losses[name] = [r["loss_random"] for r in records if r["kind"] == "train"]
     assert losses["plain"] and losses["zero"] == losses["plain"]
     assert all(np.isfinite(losses["ranked"]))
-    weights = {k: paddle.load(str(tmp_path / k / "supernet.pdparams")) for k in ("plain", "zero", "ranked", "zen")}
+    weights = {k: paddle.load(str(tmp_path / k / "supernet.pdparams")) for k in losses}
     first = next(iter(weights["plain"]))
     assert np.array_equal(weights["zero"][first].numpy(), weights["plain"][first].numpy())
     assert any(not np.array_equal(weights["ranked"][k].numpy(), v.numpy()) for k, v in weights["plain"].items())
-    assert any(not np.array_equal(weights["zen"][k].numpy(), v.numpy()) for k, v in weights["ranked"].items())
+    for switched, base in (("zen", "ranked"), ("ramped", "ranked"), ("biased", "plain")):
+        assert any(not np.array_equal(weights[switched][k].numpy(), v.numpy()) for k, v in weights[base].items()), \
+            f"{switched} trained the same weights as {base}"
 
 
 def test_rank_prior_is_cached_log_scale_and_leaves_the_random_state():
