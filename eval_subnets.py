@@ -21,7 +21,7 @@ import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile
 from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file
 from supernet.data import DataError
-from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_supernet, make_header,
+from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_scorer, make_header,
                                read_journals, run_scoring, shard_keys, submission_values)
 from supernet.runtime import atomic_write_json, barrier, setup
 from supernet.space import tied_violation
@@ -63,7 +63,8 @@ def other_submission(path: Path, codes: dict[str, str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="supernet.pdparams (or a training ckpt_s*.pdckpt)")
+    p.add_argument("--checkpoint", required=True, help="supernet.pdparams, a training ckpt_s*.pdckpt, or a few-shot "
+                                                        "fewshot.json (each code scored by its group's supernet)")
     p.add_argument("--config", help="training config (default: the .yaml beside the checkpoint)")
     p.add_argument("--archs", required=True, help="official JSON or a plain list of codes")
     p.add_argument("--out", default="output/eval", help="output folder: journals and the submission")
@@ -106,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     backend = a.backend if a.backend != "auto" else ("dygraph" if ctx.on_gpu else "predictor")
     settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend)
     try:
-        model, cfg = load_supernet(a.checkpoint, a.config)
-        header = make_header(a.checkpoint, cfg, settings)
+        model, cfg, sha = load_scorer(a.checkpoint, a.config)
+        header = make_header(sha, cfg, settings)
         done = read_journals(out, header)
-    except (FileNotFoundError, ValueError, JournalError) as e:
+    except (FileNotFoundError, ValueError, JournalError) as e:  # FewShotError is a ValueError
         return fail(str(e))
     remaining = [k for k in keys if archs[k].code not in done]
     mine = shard_keys(remaining, ctx.rank, ctx.world)

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
-from supernet import checkpoint
-from supernet.cli import ArgumentParser, fail, positive_int
+from supernet import checkpoint, fewshot
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int
 from supernet.config import ConfigError, load_config
 from supernet.data import DataError
 from supernet.runtime import setup
-from supernet.supernet_train import train_supernet
+from supernet.supernet_train import fewshot_group_config, train_supernet
 
 log = logging.getLogger("train_supernet")
 
@@ -28,11 +28,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="auto, cpu or gpu")
     p.add_argument("--max_steps", type=positive_int, help="stop after this many steps (smoke tests)")
     p.add_argument("--check_only", action="store_true", help="check the config and overrides, then exit")
+    p.add_argument("--fewshot_groups", action="store_true", help="print the number of few-shot groups, then exit")
+    p.add_argument("--fewshot_group", type=nonneg_int, help="train this few-shot group from the one-shot weights")
+    p.add_argument("--fewshot_manifest", action="store_true",
+                   help="write fewshot.json (the groups' weights, for eval_subnets.py --checkpoint)")
     a = p.parse_args(argv)
     try:
         cfg = load_config(a.config, a.override)
-    except ConfigError as e:
+        rules = fewshot.parse_rules(cfg["fewshot"]["split_on"])
+        if a.fewshot_group is not None:
+            cfg = fewshot_group_config(cfg, a.fewshot_group)
+    except (ConfigError, ValueError) as e:
         return fail(str(e))
+    if a.fewshot_groups:
+        print(fewshot.n_groups(rules))
+        return 0
+    if a.fewshot_manifest:
+        out = Path(cfg["train"]["output_dir"])
+        ckpts = [out / f"group{g}" / "supernet.pdparams" for g in range(fewshot.n_groups(rules))]
+        missing = [str(c) for c in ckpts if not c.is_file()]
+        if not rules or missing:
+            return fail("fewshot.split_on is empty" if not rules else f"few-shot groups not trained: {missing}")
+        print(fewshot.write_manifest(out, rules, ckpts))
+        return 0
     if a.check_only:
         if not a.resume:
             try:

@@ -3,6 +3,9 @@
 #
 #   bash train_supernet.sh CONFIG [-o key=value ...] [--resume]
 #
+# With fewshot.split_on set, the one-shot run is followed by one run per few-shot group (starting from
+# the one-shot weights) and <output_dir>/fewshot.json, which eval_subnets.py --checkpoint takes.
+#
 # Environment:
 #   NPROC        processes on this node (default: the number of GPUs, or 2 on a CPU-only machine)
 #   LAUNCH_ARGS  extra launcher arguments, e.g. "--nnodes 2 --master 10.0.0.1:8090" for several nodes
@@ -34,6 +37,18 @@ esac
 # A bad config or override is reported here in one line, not from inside the launcher's workers.
 python "$REPO/train_supernet.py" -c "$CONFIG" "$@" --check_only || exit $?
 LOG_DIR=${LOG_DIR:-output/launch}
-# shellcheck disable=SC2086
-exec python -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$LOG_DIR" ${LAUNCH_ARGS:-} \
-  "$REPO/train_supernet.py" -c "$CONFIG" "$@"
+launch() {
+  # shellcheck disable=SC2086
+  python -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$1" ${LAUNCH_ARGS:-} \
+    "$REPO/train_supernet.py" -c "$CONFIG" "${@:2}"
+}
+launch "$LOG_DIR" "$@"
+# Few-shot (fewshot.split_on set): one run per group from the one-shot weights, then the manifest
+# that eval_subnets.py --checkpoint takes.
+NGROUPS=$(python "$REPO/train_supernet.py" -c "$CONFIG" "$@" --fewshot_groups)
+if [ "$NGROUPS" -gt 0 ]; then
+  for g in $(seq 0 $((NGROUPS - 1))); do
+    launch "$LOG_DIR/group$g" "$@" --fewshot_group "$g"
+  done
+  python "$REPO/train_supernet.py" -c "$CONFIG" "$@" --fewshot_manifest
+fi

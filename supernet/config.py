@@ -65,6 +65,12 @@ DEFAULTS: dict[str, Any] = {
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },
+    "fewshot": {  # split after one-shot training (train_supernet.sh trains the groups; README)
+        "split_on": [],  # depth rules, e.g. [{stage: 3, at: 6}, {stage: 4, at: 4}]: 2**rules groups
+        "group": None,  # set by train_supernet.sh for a group's run: train only that group's codes
+        "epochs": 1,  # epochs per group, starting from the one-shot weights
+        "lr": None,  # peak lr per 256 images for the group runs (default: train.lr)
+    },
 }
 
 
@@ -182,6 +188,7 @@ SCHEMA: dict[str, tuple] = {
     "sandwich.rank_prior": (_STR, (lambda v: v in ("macs", "params", "zen", "naswot", "synflow", "grad_norm", "snip"),
                                    "macs, params, zen, naswot, synflow, grad_norm or snip")), "sandwich.teacher": (_STR + (None,), None),
     "sandwich.teacher_code": (_STR + (None,), None),
+    "fewshot.group": (_INT + (None,), _ge(0)), "fewshot.epochs": (_INT, _ge(1)), "fewshot.lr": (_NUM + (None,), _gt(0)),
 }
 
 
@@ -205,6 +212,12 @@ def validate(cfg: dict, where: str) -> None:
             raise ConfigError(f"{where}: {name} is {v!r}; it must be {what}" + (" or null" if None in types else ""))
         if check is not None and not check[0](v):
             raise ConfigError(f"{where}: {name} is {v!r}; it must be {check[1]}")
+    from .fewshot import FewShotError, parse_rules
+
+    try:
+        parse_rules(cfg["fewshot"]["split_on"])
+    except FewShotError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def non_default(cfg: dict, defaults: dict = DEFAULTS) -> dict:

@@ -25,7 +25,9 @@ from typing import Iterable
 import numpy as np
 import paddle
 
-from . import journal
+import json
+
+from . import fewshot, journal
 from .bn_calib import calibration_set, recalibrate
 from .config import load_config
 from .data import build_loaders
@@ -81,6 +83,32 @@ def load_supernet(checkpoint: str | Path, config: str | Path | None = None) -> t
     load_weights(model, state, what=f"supernet checkpoint {ckpt}")
     model.eval()
     return model, cfg
+
+
+class Router:
+    """Which supernet scores a code: the one supernet, or for a few-shot manifest (``fewshot.json``) the
+    supernet of the code's group."""
+
+    def __init__(self, models: list[SuperNet], rules: list[tuple[int, int]] | None = None) -> None:
+        self.models, self.rules = models, rules or []
+
+    def __call__(self, arch: Arch) -> SuperNet:
+        return self.models[fewshot.group_of(arch, self.rules)] if self.rules else self.models[0]
+
+
+def load_scorer(checkpoint: str | Path, config: str | Path | None = None) -> tuple[Router, dict, str]:
+    """(router, config, sha256 identifying the weights) of a supernet checkpoint or a few-shot manifest."""
+    path = Path(checkpoint)
+    if path.name != fewshot.MANIFEST:
+        model, cfg = load_supernet(path, config)
+        return Router([model]), cfg, file_sha256(path)
+    rules, ckpts = fewshot.read_manifest(path)
+    loaded = [load_supernet(c) for c in ckpts]
+    cfgs = {json.dumps(c["model"], sort_keys=True) for _, c in loaded}
+    if len(cfgs) != 1:
+        raise ValueError(f"{path}: the groups' supernets have different networks (model sections)")
+    sha = fewshot.manifest_digest(rules, [file_sha256(c) for c in ckpts])
+    return Router([m for m, _ in loaded], rules), loaded[0][1], sha
 
 
 def config_loaders(cfg: dict, batch_size: int, seed: int = 0, val_images: int | None = None):
@@ -234,11 +262,11 @@ def submission_values(done: dict[str, dict], codes: dict[str, str], rank_by: str
     return out
 
 
-def make_header(checkpoint: str | Path, cfg: dict, s: ScoreSettings) -> dict:
-    return {"checkpoint_sha256": file_sha256(checkpoint), "model": cfg["model"], "settings": asdict(s)}
+def make_header(checkpoint_sha256: str, cfg: dict, s: ScoreSettings) -> dict:
+    return {"checkpoint_sha256": checkpoint_sha256, "model": cfg["model"], "settings": asdict(s)}
 
 
-def run_scoring(model: SuperNet, archs: dict[str, Arch], data: EvalData, journal: Journal,
+def run_scoring(model: SuperNet | Router, archs: dict[str, Arch], data: EvalData, journal: Journal,
                 show_progress: bool = True) -> None:
     """Score every arch not yet in the journal, with a progress bar in subnets/hour."""
     from tqdm import tqdm
@@ -248,7 +276,7 @@ def run_scoring(model: SuperNet, archs: dict[str, Arch], data: EvalData, journal
     bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
     for i, (key, arch) in enumerate(bar, 1):
         t = time.time()
-        sc = score(model, arch, data)
+        sc = score(model(arch) if isinstance(model, Router) else model, arch, data)
         if not (np.isfinite(sc.top1) and np.isfinite(sc.nll)):
             raise JournalError(f"{key} ({arch.code}) scored a non-finite loss ({sc.nll}): the supernet's outputs "
                                "are not finite; nothing is recorded for it")

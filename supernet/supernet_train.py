@@ -8,6 +8,7 @@ samples what the uninterrupted one would have.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import logging
@@ -21,7 +22,7 @@ import paddle
 import paddle.distributed as dist
 import paddle.nn.functional as F
 
-from . import checkpoint
+from . import checkpoint, fewshot
 from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import dump, load_config, non_default
 from .data import build_loaders
@@ -178,6 +179,11 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     m, d, t, sw = cfg["model"], cfg["data"], cfg["train"], cfg["sandwich"]
     ncfg = net_config(m)
     space = get_space(sw["space"])
+    rules, group = fewshot.parse_rules(cfg["fewshot"]["split_on"]), cfg["fewshot"]["group"]
+    if group is not None:
+        if not rules:
+            raise ValueError("fewshot.group is set but fewshot.split_on is empty")
+        space = fewshot.group_space(space, rules, group)  # a few-shot group's run samples only its codes
     out = Path(t["output_dir"])
     if resume and max_steps is None and finished(out, cfg):
         log.info("%s already holds this run's final weights: nothing to train", out)
@@ -286,6 +292,28 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         save_supernet(model, cfg, out / "supernet.pdparams")
         log.info("supernet weights: %s", out / "supernet.pdparams")
     return out
+
+
+def fewshot_group_config(cfg: dict, group: int) -> dict:
+    """The config of few-shot group ``group``'s run: only its codes, from the one-shot weights, in
+    ``<one-shot output>/group<g>``, for ``fewshot.epochs`` at ``fewshot.lr`` without warm-up."""
+    rules = fewshot.parse_rules(cfg["fewshot"]["split_on"])
+    if not rules:
+        raise ValueError("fewshot.split_on is empty: there are no groups to train")
+    if not 0 <= group < fewshot.n_groups(rules):
+        raise ValueError(f"--fewshot_group {group}: fewshot.split_on makes {fewshot.n_groups(rules)} groups")
+    one_shot = Path(cfg["train"]["output_dir"])
+    init = one_shot / "supernet.pdparams"
+    if not init.is_file():
+        raise ValueError(f"{init} does not exist: train the one-shot supernet first (the same command without "
+                         "--fewshot_group)")
+    g = copy.deepcopy(cfg)
+    g["fewshot"]["group"] = group
+    g["model"]["init"] = str(init)
+    g["train"].update(output_dir=str(one_shot / f"group{group}"), epochs=cfg["fewshot"]["epochs"], warmup_epochs=0.0)
+    if cfg["fewshot"]["lr"] is not None:
+        g["train"]["lr"] = cfg["fewshot"]["lr"]
+    return g
 
 
 def save_supernet(model: SuperNet, cfg: dict, path: Path) -> None:

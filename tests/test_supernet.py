@@ -359,3 +359,60 @@ def test_rank_prior_is_cached_log_scale_and_leaves_the_random_state():
     assert v == pytest.approx(direct) and zen.cache_info().misses == 1
     zen(arch)
     assert zen.cache_info().hits == 1
+
+
+def test_fewshot_groups_partition_the_space():
+    from supernet import fewshot
+
+    rules = fewshot.parse_rules([{"stage": 3, "at": 6}, {"stage": 4, "at": 4}])
+    assert fewshot.n_groups(rules) == 4
+    spaces = [fewshot.group_space(FULL_SPACE, rules, g) for g in range(4)]
+    rng = random.Random(0)
+    for _ in range(300):
+        a = FULL_SPACE.sample(rng)
+        g = fewshot.group_of(a, rules)
+        assert spaces[g].contains(a) and sum(sp.contains(a) for sp in spaces) == 1
+    for g, sp in enumerate(spaces):
+        assert fewshot.group_of(sp.largest(), rules) == g == fewshot.group_of(sp.smallest(), rules)
+        assert all(fewshot.group_of(sp.sample(rng), rules) == g for _ in range(50))
+    for bad in ([{"stage": 5, "at": 3}], [{"stage": 3, "at": 2}], [{"stage": 3}], "3:6",
+                [{"stage": 3, "at": 4}, {"stage": 3, "at": 6}]):
+        with pytest.raises(fewshot.FewShotError):
+            fewshot.parse_rules(bad)
+
+
+def test_fewshot_training_and_routed_scoring(tmp_path):
+    """train_supernet.sh trains the one-shot supernet, then each group from its weights on its codes only,
+    writes fewshot.json; eval_subnets scores each code with its group's supernet."""
+    real_fmnist()
+    out = tmp_path / "fs"
+    r = subprocess.run(["bash", str(ROOT / "train_supernet.sh"), str(ROOT / "configs" / "fmnist_sandwich.yaml"),
+                        *TINY, "-o", "train.eval_codes=0", "-o", "train.epochs=1", "-o", f"train.output_dir={out}",
+                        "-o", "fewshot.split_on=[{stage: 4, at: 4}]", "-o", "fewshot.epochs=1"],
+                       env={**run_env(), "NPROC": "1", "LOG_DIR": str(tmp_path / "launch")}, capture_output=True,
+                       text=True, timeout=900)
+    logs = "".join(p.read_text() for p in (tmp_path / "launch").rglob("workerlog.*"))
+    assert r.returncode == 0, (r.stderr + logs)[-3000:]
+    manifest = json.loads((out / "fewshot.json").read_text())
+    assert manifest["groups"] == ["group0/supernet.pdparams", "group1/supernet.pdparams"]
+    one = paddle.load(str(out / "supernet.pdparams"))
+    groups = [paddle.load(str(out / f"group{g}" / "supernet.pdparams")) for g in (0, 1)]
+    key = "blocks.1.conv1.weight"
+    assert not np.array_equal(groups[0][key].numpy(), one[key].numpy())  # trained on from the one-shot weights
+    assert "space full/g0" in logs and "space full/g1" in logs
+    codes = {"arch1": "1222233333000000333300000055550000000000007777000000",   # stage-4 depth 2: group 0
+             "arch2": "1558511131112131312111212121215121315151312111212161"}  # stage-4 depth 5: group 1
+    (tmp_path / "codes.json").write_text(json.dumps({k: {"arch": c} for k, c in codes.items()}))
+    base = [sys.executable, str(ROOT / "eval_subnets.py"), "--archs", str(tmp_path / "codes.json"), "--val-images",
+            "200", "--calib-batches", "1", "--calib-batch-size", "32", "--rank-by", "top1"]
+    routed = subprocess.run([*base, "--checkpoint", str(out / "fewshot.json"), "--out", str(tmp_path / "e_fs")],
+                            env=run_env(), capture_output=True, text=True, timeout=900)
+    assert routed.returncode == 0, routed.stderr[-3000:]
+    got = json.loads((tmp_path / "e_fs" / "submission.json").read_text())
+    for g, key in ((0, "arch1"), (1, "arch2")):
+        one_group = subprocess.run([*base, "--checkpoint", str(out / f"group{g}" / "supernet.pdparams"),
+                                    "--out", str(tmp_path / f"e_g{g}")], env=run_env(), capture_output=True,
+                                   text=True, timeout=900)
+        assert one_group.returncode == 0, one_group.stderr[-3000:]
+        want = json.loads((tmp_path / f"e_g{g}" / "submission.json").read_text())
+        assert got[key]["acc"] == want[key]["acc"]

@@ -22,7 +22,7 @@ import paddle  # noqa: E402
 from supernet.bn_calib import calibration_set, recalibrate  # noqa: E402
 from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
 from supernet.data import DataError  # noqa: E402
-from supernet.evaluate import config_loaders, load_supernet  # noqa: E402
+from supernet.evaluate import config_loaders, load_scorer  # noqa: E402
 from supernet.runtime import setup_logging  # noqa: E402
 from supernet.space import ArchCodeError, parse_code  # noqa: E402
 from supernet.supernet_train import net_config  # noqa: E402
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(problem)
     try:
         arch = parse_code(a.code)
-        model, cfg = load_supernet(a.checkpoint, a.config)
-        sub = model.extract(arch)
+        router, cfg, _ = load_scorer(a.checkpoint, a.config)  # a few-shot fewshot.json routes to the code's group
+        sub = router(arch).extract(arch)
         if a.calib_batches:
             train, _ = config_loaders(cfg, a.calib_batch_size, a.seed)
             recalibrate(sub, calibration_set(train, a.calib_batches, a.calib_batch_size, a.seed))
