@@ -145,10 +145,10 @@ def start(job: Job, slot: int, a: argparse.Namespace, passthrough: list[str], gp
     else:
         env["OMP_NUM_THREADS"] = str(a.threads)
         cmd += ["--device", "cpu", "--num_workers", "0"]
-    logf = open(d / "campaign.log", "a")
-    logf.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
-    logf.flush()
-    return subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(d / "campaign.log", "a") as logf:  # the child keeps its own handle
+        logf.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+        logf.flush()
+        return subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def tail(path: Path, n: int = 3) -> str:
