@@ -20,6 +20,7 @@ from pathlib import Path
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile
 from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file
+from supernet.cli import shard as shard_arg
 from supernet.data import DataError
 from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_scorer, make_header,
                                read_journals, run_scoring, shard_keys, submission_values)
@@ -28,18 +29,6 @@ from supernet.space import tied_violation
 from supernet.supernet_train import net_config
 
 log = logging.getLogger("eval_subnets")
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes i/n (e.g. 0/8), got {text!r}") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < n")
-    return i, n
 
 
 def meta_path(submission: Path) -> Path:
@@ -73,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-batch-size", type=positive_int, default=128)
     p.add_argument("--batch-size", type=positive_int, default=500, help="evaluation batch size")
     p.add_argument("--seed", type=nonneg_int, default=0, help="chooses the calibration and validation images")
-    p.add_argument("--shard", help="i/n: score only share i of n (for separate jobs)")
+    p.add_argument("--shard", type=shard_arg, default=(0, 1), help="i/n: score only share i of n (for separate jobs)")
     p.add_argument("--limit", type=positive_int, help="only the first N codes of the file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--backend", choices=["auto", "dygraph", "predictor"], default="auto",
@@ -83,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the submission's number: loss = 100*exp(-cross-entropy) on the evaluation images "
                         "(ranks better on the proxy, BENCHMARKS.md), top1 = accuracy %%; the journal keeps both")
     a = p.parse_args(argv)
-    try:
-        shard = parse_shard(a.shard)
-    except argparse.ArgumentTypeError as e:
-        p.error(str(e))
+    shard = a.shard
     out = Path(a.out)
     try:
         archs = archfile.read_archs(a.archs)

@@ -59,6 +59,17 @@ nonneg_float = _number(float, 0.0, None, False, ">= 0")
 fraction = _number(float, 0.0, 1.0, False, "between 0 and 1")
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``i/n`` (share i of n, 0 <= i < n) as an argparse type."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes i/n (e.g. 0/8), got {clip(text)!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text}: need 0 <= i < n")
+    return i, n
+
+
 def writable_file(path: str | Path, option: str) -> str | None:
     """Why ``path`` cannot be written as an output file (checked before hours of work), or None."""
     p = Path(path)

@@ -27,7 +27,7 @@ import supernet  # noqa: E402,F401  (threads and malloc before paddle)
 import numpy as np  # noqa: E402
 
 from supernet import archfile  # noqa: E402
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int  # noqa: E402
+from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, shard  # noqa: E402
 from supernet.data import DataError, build_loaders  # noqa: E402
 from supernet.journal import Journal, JournalError, read_journals  # noqa: E402
 from supernet.runtime import atomic_write_json, setup_logging  # noqa: E402
@@ -36,16 +36,6 @@ from supernet.zero_cost import PREDICTORS, ZeroCostSettings, score_all  # noqa: 
 
 log = logging.getLogger("zero_cost")
 ALL = (*PREDICTORS, "macs", "params")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes i/n (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"{text}: need 0 <= i < n")
-    return i, n
 
 
 def batches(cfg: NetConfig, s: ZeroCostSettings, data_dir: str | None):
@@ -79,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=positive_int, default=1, help="initialisations and batches averaged per code")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--which", default=",".join(PREDICTORS), help=f"subset of {','.join(PREDICTORS)}")
-    p.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: only share i of n")
+    p.add_argument("--shard", type=shard, default=(0, 1), help="i/n: only share i of n")
     p.add_argument("--limit", type=positive_int, help="only the first N codes")
     p.add_argument("--data_dir", help="Fashion-MNIST IDX folder (default: found or fetched)")
     a = p.parse_args(argv)
