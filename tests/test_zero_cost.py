@@ -14,6 +14,7 @@ from conftest import ROOT
 from supernet.zero_cost import NaswotKernel, gaussian_init, grad_scores, naswot_logdet, synflow_score, zen_score
 
 sys.path.insert(0, str(ROOT / "tools"))
+import rank_corr  # noqa: E402
 import zero_cost as tool  # noqa: E402
 
 
@@ -101,3 +102,9 @@ def test_tool_shards_resume_and_refuses_other_settings(tiny_fmnist, tmp_path, ca
     assert "0 to score" in capsys.readouterr().err
     assert tool.main([*base[:-1], "4", "--out", str(tmp_path / "one")]) == 2  # another network's journal
     assert "another checkpoint or other settings" in capsys.readouterr().err
+    # the files name their network: a ground truth of another width divisor is refused
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({f"a{i}": {"arch": c, "acc": 90.0 + i} for i, c in enumerate(CODES)}))
+    (tmp_path / "gt.protocol.json").write_text(json.dumps({"dataset": "fmnist", "width_divisor": 4, "input_size": 28}))
+    assert rank_corr.main([str(tmp_path / "one" / "zen.json"), str(gt)]) == 2
+    assert "width_divisor 8 vs 4" in capsys.readouterr().err

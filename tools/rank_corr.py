@@ -34,6 +34,8 @@ def network_mismatch(pred_path: str, gt_path: str) -> str | None:
     ground-truth file made by pretrain/gt_campaign has a protocol. When both are known they must agree."""
     meta = Path(pred_path).with_name(Path(pred_path).stem + ".meta.json")
     if not meta.is_file():
+        meta = Path(pred_path).with_name("zero_cost.meta.json")  # a tools/zero_cost.py output folder
+    if not meta.is_file():
         return None
     try:
         net = json.loads(meta.read_text(encoding="utf-8"))["network"]
@@ -43,7 +45,7 @@ def network_mismatch(pred_path: str, gt_path: str) -> str | None:
         return f"{meta} is not a readable record of the predictions' network ({e})"
 
 
-def zero_cost_files(zc_dir: str | Path | None, codes: list[str]) -> dict[str, list[float]]:
+def zero_cost_files(zc_dir: str | Path | None, codes: list[str], gt_path: str | None = None) -> dict[str, list[float]]:
     """Scores of the zero-cost predictors in ``zc_dir`` (tools/zero_cost.py output) for ``codes``; a
     predictor file that lacks some of the codes is refused (a floor must be computed on the same codes)."""
     out: dict[str, list[float]] = {}
@@ -52,6 +54,9 @@ def zero_cost_files(zc_dir: str | Path | None, codes: list[str]) -> dict[str, li
     d = Path(zc_dir)
     if not d.is_dir():
         raise ArchFileError(f"--zero-cost {d} is not a folder")
+    problem = network_mismatch(str(d / "zen.json"), gt_path) if gt_path else None
+    if problem:
+        raise ArchFileError(f"--zero-cost {d}: {problem}")
     for name in ("zen", "naswot", "synflow", "grad_norm", "snip"):
         f = d / f"{name}.json"
         if not f.is_file():
@@ -85,7 +90,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {both}: nothing to correlate")
     p = [pred[c] for c in codes]
     g = [gt[c] for c in codes]
-    zc = {**zero_cost(codes, NETS[net]), **zero_cost_files(zc_dir, codes)}
+    zc = {**zero_cost(codes, NETS[net]), **zero_cost_files(zc_dir, codes, gt_path)}
     floor = {name: correlations(v, g) for name, v in zc.items()}
     # Paired bootstraps (against the stronger zero-cost predictor, and --against); skipped for huge
     # files: 2000 resamples of an O(n log n) tau.

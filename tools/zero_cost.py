@@ -7,7 +7,8 @@
 Each code's network is built standalone at random initialisation (seeded) on the proxy's input
 (Fashion-MNIST 28x28, widths / --width-divisor); definitions and papers in supernet/zero_cost.py.
 Writes DIR/<predictor>.json in the official form (``acc`` = the score, higher = predicted better) for
-zen, naswot, synflow, grad_norm, snip, macs and params, and DIR/table.json with every value per code.
+zen, naswot, synflow, grad_norm, snip, macs and params, DIR/table.json with every value per code, and
+DIR/zero_cost.meta.json naming the network (rank_corr refuses a ground truth of another network).
 Finished codes go to a journal (resumable like eval_subnets; another setting's journal is refused);
 shards write their own journals into the same DIR and whichever finds every code done writes the files.
 """
@@ -45,7 +46,8 @@ def batches(cfg: NetConfig, s: ZeroCostSettings, data_dir: str | None):
     return [(np.ascontiguousarray(x, np.float32), np.asarray(y, np.int64)) for x, y in train.epoch(0)]
 
 
-def write_outputs(out: Path, keys: "OrderedDict[str, str]", done: dict[str, dict], which: list[str]) -> list[str]:
+def write_outputs(out: Path, keys: "OrderedDict[str, str]", done: dict[str, dict], which: list[str],
+                  width_divisor: int, input_size: int) -> list[str]:
     """DIR/<predictor>.json (official form) for each predictor and DIR/table.json; returns one line per
     predictor with codes whose score is not finite (left out of that file)."""
     notes = []
@@ -55,6 +57,8 @@ def write_outputs(out: Path, keys: "OrderedDict[str, str]", done: dict[str, dict
         if len(good) < len(vals):
             notes.append(f"{name}: {len(vals) - len(good)} codes without a finite score (left out of {name}.json)")
         archfile.write_official(out / f"{name}.json", {k: keys[k] for k in good}, good)
+    atomic_write_json(out / "zero_cost.meta.json", {"network": {"dataset": "fmnist", "width_divisor": width_divisor,
+                                                                 "input_size": input_size}, "codes": len(keys)})
     atomic_write_json(out / "table.json", {k: {"arch": c, **{n: done[c][n] for n in which}} for k, c in keys.items()})
     return notes
 
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%d codes are left to other shards; the files are written by the shard that finishes last",
                  len(missing))
         return 0
-    for note in write_outputs(out, keys, done, [*which, "macs", "params"]):
+    for note in write_outputs(out, keys, done, [*which, "macs", "params"], cfg.width_divisor, cfg.input_size):
         log.warning("%s", note)
     log.info("wrote %s/{%s}.json and table.json for %d codes", out, ",".join([*which, "macs", "params"]), len(keys))
     return 0
