@@ -90,17 +90,33 @@ def job_minutes(gt_path: Path) -> dict:
             "cpu_min_mean": float(np.mean(cpu)) if cpu else None}
 
 
-def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims: int, seed: int) -> list[dict]:
+def as_metric(gt: dict, metric: str) -> dict:
+    """The GT file with ``acc``/``per_seed`` replaced by another per-seed record, higher = better:
+    ``ce`` (minus the test cross-entropy) or ``train_loss`` (minus the last epoch's train loss)."""
+    if metric == "top1":
+        return gt
+    field = {"ce": "per_seed_ce", "train_loss": "per_seed_train_loss"}[metric]
+    out = {}
+    for k, v in gt.items():
+        if field not in v:
+            raise SystemExit(f"{k} has no {field}: this GT file does not record {metric}")
+        per = {s: -x for s, x in v[field].items()}
+        out[k] = {"arch": v["arch"], "acc": float(np.mean(list(per.values()))), "per_seed": per}
+    return out
+
+
+def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims: int, seed: int,
+               metric: str = "top1") -> list[dict]:
     """One row per candidate protocol: its noise, spread, MACs tau, cost, and the ceiling at the final size."""
     rng = np.random.default_rng(seed)
     rows = []
     for path in paths:
         gt_path = Path(path)
-        gt = json.loads(gt_path.read_text())
+        gt = as_metric(json.loads(gt_path.read_text()), metric)
         model = noise_model(gt)
         accs = [v["acc"] for v in gt.values()]
         macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], FMNIST28)["macs"], accs)
-        row = {"candidate": gt_path.stem, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
+        row = {"candidate": gt_path.stem, "metric": metric, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
                "acc_min": min(accs), "acc_max": max(accs), "seed_sd": model["noise_sd"], "code_sd": model["code_sd"],
                "macs_tau": macs_tau, **job_minutes(gt_path)}
         for k in final_seeds:
@@ -125,11 +141,17 @@ def main() -> None:
                                         "spread, MACs tau, CPU minutes per job, ceiling at the final size)")
     p.add_argument("--final-codes", type=int, default=96)
     p.add_argument("--final-seeds", default="2,3")
+    p.add_argument("--metrics", default="top1", help="with --candidates: top1, ce, train_loss (comma-separated)")
     a = p.parse_args()
     if a.candidates:
         seeds = [int(k) for k in a.final_seeds.split(",")]
-        rows = candidates(a.candidates.split(","), a.final_codes, seeds, a.sims, a.seed)
-        cols = ["candidate", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "macs_tau",
+        rows = []
+        for metric in a.metrics.split(","):
+            paths = a.candidates.split(",")
+            if metric != "top1":  # only files that record it
+                paths = [q for q in paths if all("per_seed_ce" in v for v in json.loads(Path(q).read_text()).values())]
+            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric)
+        cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "macs_tau",
                 "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
         print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",
                     rows, cols)
