@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = a.backend if a.backend != "auto" else ("dygraph" if ctx.on_gpu else "predictor")
     settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend)
     try:
-        model, cfg, sha = load_scorer(a.checkpoint, a.config)
+        route, cfg, sha = load_scorer(a.checkpoint, a.config)
         header = make_header(sha, cfg, settings)
         done = read_journals(out, header)
     except (FileNotFoundError, ValueError, JournalError) as e:  # FewShotError is a ValueError
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return fail(str(e))
         journal = Journal(out / f"journal.{tag}.r{ctx.rank}.jsonl", header)
         try:
-            run_scoring(model, {k: archs[k] for k in mine}, data, journal, show_progress=ctx.is_main)
+            run_scoring(route, {k: archs[k] for k in mine}, data, journal, show_progress=ctx.is_main)
         except JournalError as e:
             log.error("%s", e)
             return 1

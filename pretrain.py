@@ -26,7 +26,8 @@ from supernet.cli import (ArgumentParser, fail, fraction, nonneg_float, nonneg_i
 from supernet.data import DataError, build_loaders
 from supernet.resnet import ResNet48, load_weights
 from supernet.runtime import JsonLog, atomic_write_json, setup
-from supernet.space import FMNIST28, IMAGENET, ArchCodeError, NetConfig, parse_code
+from supernet.space import WIDTH_DIVISORS, ArchCodeError, NetConfig, parse_code
+from supernet.supernet_train import net_config
 from supernet.train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
                            zero_init_last_bn)
 
@@ -37,7 +38,6 @@ RECIPES = {
     "fmnist": dict(batch_size=256, max_epoch=12, warmup=1, lr=0.05, weight_decay=5e-4, label_smoothing=0.0),
     "imagenet": dict(batch_size=1024, max_epoch=90, warmup=2, lr=0.1, weight_decay=1e-4, label_smoothing=0.1),
 }
-WIDTH_DIVISORS = (1, 2, 4, 8)  # every official width is a multiple of 8, so these keep all widths whole
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,6 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def resolve(args: argparse.Namespace) -> NetConfig:
+    """Fill the dataset's recipe into the options left unset; the network they describe."""
+    args.dataset = args.dataset or ("imagenet" if args.image_dir else "fmnist")
+    for k, v in RECIPES[args.dataset].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    return net_config({"dataset": args.dataset, "width_divisor": args.width_divisor})
+
+
 def protocol(args: argparse.Namespace, cfg: NetConfig) -> dict:
     """The settings that make this run's accuracy comparable with another's (see supernet/groundtruth.py)."""
     return groundtruth.normalise({**vars(args), "nesterov": not args.no_nesterov, "width_divisor": cfg.width_divisor,
@@ -88,8 +97,6 @@ def check_gt_file(args: argparse.Namespace, arch, cfg: NetConfig) -> str:
     problem = writable_file(args.gt_file, "--gt_file")
     if problem:
         raise ArchFileError(problem)
-    if Path(args.gt_file).exists():
-        archfile.read_entries(args.gt_file)  # unreadable or malformed: refused now
     key = args.gt_key or archfile.lookup_key(arch.code, args.gt_file, archfile.official_45k_path(args.arch_list)) \
         or arch.code
     groundtruth.check_record_slot(args.gt_file, key, arch)
@@ -103,13 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         arch = parse_code(args.arch)
     except ArchCodeError as e:
         return fail(f"--arch: {e}")
-    dataset = args.dataset = args.dataset or ("imagenet" if args.image_dir else "fmnist")
-    for k, v in RECIPES[dataset].items():
-        if getattr(args, k) is None:
-            setattr(args, k, v)
-    base = FMNIST28 if dataset == "fmnist" else IMAGENET
-    cfg = NetConfig(base.in_channels, base.num_classes, args.width_divisor or base.width_divisor, base.stem,
-                    base.input_size)
+    cfg = resolve(args)
+    dataset = args.dataset
     gt_key = None
     if args.gt_file:
         try:

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.fewshot_manifest:
         out = Path(cfg["train"]["output_dir"])
-        ckpts = [out / f"group{g}" / "supernet.pdparams" for g in range(fewshot.n_groups(rules))]
+        ckpts = [fewshot.group_dir(out, g) / "supernet.pdparams" for g in range(fewshot.n_groups(rules))]
         missing = [str(c) for c in ckpts if not c.is_file()]
         if not rules or missing:
             return fail("fewshot.split_on is empty" if not rules else f"few-shot groups not trained: {missing}")

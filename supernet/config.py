@@ -8,10 +8,19 @@ does not silently train the wrong recipe.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .space import SPACES, WIDTH_DIVISORS
+from .zero_cost import PREDICTORS
+
+# Spaces a supernet can train on (the untied one has no shared weights for its residual widths), and
+# the ranking loss's priors: ln MACs, ln params, or a zero-cost predictor (supernet/zero_cost.py).
+TRAINABLE_SPACES = tuple(name for name, s in SPACES.items() if s.tied)
+RANK_PRIORS = ("macs", "params", *PREDICTORS)
 
 DEFAULTS: dict[str, Any] = {
     "model": {
@@ -164,7 +173,7 @@ def _in01(closed_hi: bool = True):
 
 SCHEMA: dict[str, tuple] = {
     "model.dataset": (_STR, (lambda v: v in ("fmnist", "imagenet"), "fmnist or imagenet")),
-    "model.width_divisor": (_INT + (None,), (lambda v: v in (1, 2, 4, 8), "1, 2, 4 or 8")),
+    "model.width_divisor": (_INT + (None,), (lambda v: v in WIDTH_DIVISORS, f"one of {WIDTH_DIVISORS}")),
     "model.init": (_STR + (None,), None),
     "data.data_dir": (_STR + (None,), None), "data.image_dir": (_STR + (None,), None),
     "data.train_list": (_STR + (None,), None), "data.val_list": (_STR + (None,), None),
@@ -178,15 +187,15 @@ SCHEMA: dict[str, tuple] = {
     "train.log_every": (_INT, _ge(1)), "train.output_dir": (_STR, (lambda v: bool(v.strip()), "a folder name")),
     "train.zero_init_last_bn": (_BOOL, None), "train.eval_codes": (_INT, (lambda v: v in (0, 1, 2), "0, 1 or 2")),
     "train.calib_batches": (_INT, _ge(0)),
-    "sandwich.space": (_STR, (lambda v: v in ("full", "official45k"), "full or official45k")),
+    "sandwich.space": (_STR, (lambda v: v in TRAINABLE_SPACES, " or ".join(TRAINABLE_SPACES))),
     "sandwich.largest": (_BOOL, None), "sandwich.smallest": (_BOOL, None), "sandwich.num_random": (_INT, _ge(0)),
     "sandwich.inplace_distill": (_BOOL, None), "sandwich.distill_weight": (_NUM, _in01()),
     "sandwich.distill_after": (_NUM, _in01()), "sandwich.rank_weight": (_NUM, _ge(0)),
     "sandwich.rank_margin": (_NUM, _ge(0)),
     "sandwich.rank_ramp_epochs": (_NUM, _ge(0)), "sandwich.bias_pool": (_INT, _ge(0)),
     "sandwich.bias_random_every": (_INT, _ge(0)),
-    "sandwich.rank_prior": (_STR, (lambda v: v in ("macs", "params", "zen", "naswot", "synflow", "grad_norm", "snip"),
-                                   "macs, params, zen, naswot, synflow, grad_norm or snip")), "sandwich.teacher": (_STR + (None,), None),
+    "sandwich.rank_prior": (_STR, (lambda v: v in RANK_PRIORS, ", ".join(RANK_PRIORS))),
+    "sandwich.teacher": (_STR + (None,), None),
     "sandwich.teacher_code": (_STR + (None,), None),
     "fewshot.group": (_INT + (None,), _ge(0)), "fewshot.epochs": (_INT, _ge(1)), "fewshot.lr": (_NUM + (None,), _gt(0)),
 }
@@ -194,8 +203,6 @@ SCHEMA: dict[str, tuple] = {
 
 def validate(cfg: dict, where: str) -> None:
     """Every value of the right type and range, so a typo fails now, not hours into a run."""
-    import math
-
     for name, (types, check) in SCHEMA.items():
         section, key = name.split(".")
         if not isinstance(cfg.get(section), dict):

@@ -15,6 +15,7 @@ key is reused (same code, checkpoint and settings give the same score).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -24,8 +25,6 @@ from typing import Iterable
 
 import numpy as np
 import paddle
-
-import json
 
 from . import fewshot, journal
 from .bn_calib import calibration_set, recalibrate
@@ -266,7 +265,7 @@ def make_header(checkpoint_sha256: str, cfg: dict, s: ScoreSettings) -> dict:
     return {"checkpoint_sha256": checkpoint_sha256, "model": cfg["model"], "settings": asdict(s)}
 
 
-def run_scoring(model: SuperNet | Router, archs: dict[str, Arch], data: EvalData, journal: Journal,
+def run_scoring(route: Router, archs: dict[str, Arch], data: EvalData, journal: Journal,
                 show_progress: bool = True) -> None:
     """Score every arch not yet in the journal, with a progress bar in subnets/hour."""
     from tqdm import tqdm
@@ -276,7 +275,7 @@ def run_scoring(model: SuperNet | Router, archs: dict[str, Arch], data: EvalData
     bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
     for i, (key, arch) in enumerate(bar, 1):
         t = time.time()
-        sc = score(model(arch) if isinstance(model, Router) else model, arch, data)
+        sc = score(route(arch), arch, data)
         if not (np.isfinite(sc.top1) and np.isfinite(sc.nll)):
             raise JournalError(f"{key} ({arch.code}) scored a non-finite loss ({sc.nll}): the supernet's outputs "
                                "are not finite; nothing is recorded for it")

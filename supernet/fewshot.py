@@ -67,6 +67,11 @@ def group_space(space: SearchSpace, rules: list[tuple[int, int]], group: int) ->
     return dataclasses.replace(space, name=f"{space.name}/g{group}", depth_ranges=tuple(map(tuple, ranges)))
 
 
+def group_dir(one_shot: Path, group: int) -> Path:
+    """Where group ``group``'s run lives: beside the one-shot run's files."""
+    return Path(one_shot) / f"group{group}"
+
+
 def write_manifest(folder: Path, rules: list[tuple[int, int]], checkpoints: list[Path]) -> Path:
     """``fewshot.json`` in the one-shot output folder: the rules and each group's final weights."""
     from .runtime import atomic_write_json

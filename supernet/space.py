@@ -24,6 +24,8 @@ NUM_SLOTS = sum(MAX_DEPTHS)  # 23
 CODE_LEN = 52
 IMAGE_SIZE_CODES = {1: 224}
 NUM_WIDTH_CODES = len(WIDTH_RATIOS)
+# Divisors that keep every official width whole (all are multiples of 8): the proxy's width choices.
+WIDTH_DIVISORS: tuple[int, ...] = (1, 2, 4, 8)
 # First official block index of each stage: blocks.1..5, 6..10, 11..18, 19..23.
 STAGE_OFFSETS: tuple[int, ...] = tuple(1 + sum(MAX_DEPTHS[:s]) for s in range(4))
 HEAD_INDEX = NUM_SLOTS + 1  # blocks.24.fc

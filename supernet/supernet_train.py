@@ -23,6 +23,7 @@ import paddle.distributed as dist
 import paddle.nn.functional as F
 
 from . import checkpoint, fewshot
+from .zero_cost import NEEDS_BATCH, ZeroCostSettings, score_all
 from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import dump, load_config, non_default
 from .data import build_loaders
@@ -111,8 +112,6 @@ def rank_prior(name: str, cfg: NetConfig, batch: tuple | None = None, seed: int 
     ln params, or a zero-cost predictor of the standalone network at random init (supernet/zero_cost.py;
     ``batch`` is the labelled batch NASWOT, grad-norm and SNIP need). Paddle's global random state is
     restored after each computation, so training (and its exact resume) is unaffected."""
-    from .zero_cost import ZeroCostSettings, score_all
-
     def value(arch: Arch) -> float:
         if name in ("macs", "params"):
             return math.log(float(getattr(count_cost(arch, cfg), name)))
@@ -225,7 +224,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     distill_from = int(sw["distill_after"] * steps)
     steps_per_epoch = len(train)
     prior_batch = None
-    if sw["rank_weight"] and sw["rank_prior"] in ("naswot", "grad_norm", "snip"):
+    if sw["rank_weight"] and sw["rank_prior"] in NEEDS_BATCH:
         xb, yb = next(iter(train.epoch(0)))
         prior_batch = (np.asarray(xb, np.float32)[:32], np.asarray(yb, np.int64)[:32])
     subnet_prior = rank_prior(sw["rank_prior"], ncfg, prior_batch, t["seed"])
@@ -310,7 +309,7 @@ def fewshot_group_config(cfg: dict, group: int) -> dict:
     g = copy.deepcopy(cfg)
     g["fewshot"]["group"] = group
     g["model"]["init"] = str(init)
-    g["train"].update(output_dir=str(one_shot / f"group{group}"), epochs=cfg["fewshot"]["epochs"], warmup_epochs=0.0)
+    g["train"].update(output_dir=str(fewshot.group_dir(one_shot, group)), epochs=cfg["fewshot"]["epochs"], warmup_epochs=0.0)
     if cfg["fewshot"]["lr"] is not None:
         g["train"]["lr"] = cfg["fewshot"]["lr"]
     return g

@@ -30,6 +30,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 PREDICTORS = ("zen", "naswot", "synflow", "grad_norm", "snip")
+NEEDS_BATCH = ("naswot", "grad_norm", "snip")  # the ones computed on labelled images (one shared forward/backward)
 
 
 def weighted_layers(model: nn.Layer) -> list[nn.Layer]:
@@ -175,7 +176,7 @@ def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddl
     for r, (xb, yb) in zip(range(s.repeats), batches):
         paddle.seed(s.seed + r)
         model = build()
-        if which & {"naswot", "grad_norm", "snip"}:
+        if which & set(NEEDS_BATCH):
             kernel = NaswotKernel() if "naswot" in which else None
             g = grad_scores(model, paddle.to_tensor(xb), paddle.to_tensor(yb), kernel)
             for k in ("grad_norm", "snip"):
@@ -183,11 +184,9 @@ def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddl
                     runs[k].append(g[k])
             if kernel is not None:
                 runs["naswot"].append(kernel.logdet())
-        if "synflow" in which:
-            default = {k: v.clone() for k, v in model.state_dict().items()}
+        if "synflow" in which:  # last use of the default initialisation: Zen re-initialises every weight
             runs["synflow"].append(synflow_score(model, shape))
             model.to(dtype="float32")
-            model.set_state_dict(default)
         if "zen" in which:
             gaussian_init(model, s.seed + r)
             runs["zen"].append(zen_score(model, lambda x: features(model, x), [s.batch_size, *shape[1:]],

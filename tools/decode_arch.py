@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet.cli import ArgumentParser, fail, positive_int  # noqa: E402
-from supernet.space import ArchCodeError, NetConfig, channel_plan, count_cost, parse_code, tied_violation  # noqa: E402
+from supernet.space import WIDTH_DIVISORS, ArchCodeError, NetConfig, channel_plan, count_cost, parse_code, tied_violation  # noqa: E402
 
 
 def describe(code: str, cfg: NetConfig) -> dict:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=positive_int, default=224)
     p.add_argument("--in-channels", type=positive_int, default=3)
     p.add_argument("--num-classes", type=positive_int, default=1000)
-    p.add_argument("--width-divisor", type=int, choices=[1, 2, 4, 8], default=1)
+    p.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS, default=1)
     p.add_argument("--stem", choices=["imagenet", "small"], default="imagenet")
     a = p.parse_args(argv)
     cfg = NetConfig(a.in_channels, a.num_classes, a.width_divisor, a.stem, a.input_size)

@@ -34,7 +34,7 @@ from supernet import archfile, groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError  # noqa: E402
 from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
 from supernet.runtime import setup_logging  # noqa: E402
-from supernet.space import FMNIST28, IMAGENET, NetConfig, count_cost  # noqa: E402
+from supernet.space import NetConfig, count_cost  # noqa: E402
 
 log = logging.getLogger("gt_campaign")
 
@@ -87,14 +87,7 @@ def job_protocol(passthrough: list[str]) -> tuple[dict, NetConfig]:
     import pretrain  # noqa: E402  (parses exactly as the jobs will)
 
     probe = pretrain.parse_args(["run", "--arch", "1" * 52, *passthrough])  # code unused; options checked
-    dataset = probe.dataset or ("imagenet" if probe.image_dir else "fmnist")
-    probe.dataset = dataset
-    for k, v in pretrain.RECIPES[dataset].items():
-        if getattr(probe, k) is None:
-            setattr(probe, k, v)
-    base = FMNIST28 if dataset == "fmnist" else IMAGENET
-    cfg = NetConfig(base.in_channels, base.num_classes, probe.width_divisor or base.width_divisor, base.stem,
-                    base.input_size)
+    cfg = pretrain.resolve(probe)
     return pretrain.protocol(probe, cfg), cfg
 
 

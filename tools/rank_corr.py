@@ -23,18 +23,23 @@ from supernet import groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError, read_scores  # noqa: E402
 from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
 from supernet.metrics import bootstrap_tau_diff, correlations, zero_cost  # noqa: E402
+from supernet.zero_cost import PREDICTORS  # noqa: E402
 from supernet.space import FMNIST28, IMAGENET  # noqa: E402
 
 NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
 log = logging.getLogger("rank_corr")
 
 
-def network_mismatch(pred_path: str, gt_path: str) -> str | None:
-    """A prediction file written by eval_subnets has a ``.meta.json`` naming the supernet's network; a
-    ground-truth file made by pretrain/gt_campaign has a protocol. When both are known they must agree."""
+def network_record(pred_path: str | Path) -> Path:
+    """Where the network of a prediction file is recorded: ``<name>.meta.json`` (eval_subnets), else the
+    folder's ``zero_cost.meta.json`` (tools/zero_cost.py); may not exist (older files)."""
     meta = Path(pred_path).with_name(Path(pred_path).stem + ".meta.json")
-    if not meta.is_file():
-        meta = Path(pred_path).with_name("zero_cost.meta.json")  # a tools/zero_cost.py output folder
+    return meta if meta.is_file() else Path(pred_path).with_name("zero_cost.meta.json")
+
+
+def network_mismatch(meta: Path, gt_path: str) -> str | None:
+    """Predictions record their network (``meta``); a ground-truth file made by pretrain/gt_campaign has a
+    protocol. When both are known they must agree."""
     if not meta.is_file():
         return None
     try:
@@ -54,10 +59,10 @@ def zero_cost_files(zc_dir: str | Path | None, codes: list[str], gt_path: str | 
     d = Path(zc_dir)
     if not d.is_dir():
         raise ArchFileError(f"--zero-cost {d} is not a folder")
-    problem = network_mismatch(str(d / "zen.json"), gt_path) if gt_path else None
+    problem = network_mismatch(d / "zero_cost.meta.json", gt_path) if gt_path else None
     if problem:
         raise ArchFileError(f"--zero-cost {d}: {problem}")
-    for name in ("zen", "naswot", "synflow", "grad_norm", "snip"):
+    for name in PREDICTORS:
         f = d / f"{name}.json"
         if not f.is_file():
             continue
@@ -79,7 +84,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     ``against``: a second prediction file (e.g. another supernet); the bootstrap of tau minus its tau
     runs over the codes all three files share.
     """
-    problem = network_mismatch(pred_path, gt_path)
+    problem = network_mismatch(network_record(pred_path), gt_path)
     if problem:
         raise ArchFileError(problem)
     pred, gt = read_scores(pred_path), read_scores(gt_path)

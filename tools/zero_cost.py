@@ -32,7 +32,8 @@ from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, shard  
 from supernet.data import DataError, build_loaders  # noqa: E402
 from supernet.journal import Journal, JournalError, read_journals  # noqa: E402
 from supernet.runtime import atomic_write_json, setup_logging  # noqa: E402
-from supernet.space import FMNIST28, NetConfig, count_cost  # noqa: E402
+from supernet.space import FMNIST28, WIDTH_DIVISORS, count_cost  # noqa: E402
+from supernet.supernet_train import net_config  # noqa: E402
 from supernet.zero_cost import PREDICTORS, ZeroCostSettings, score_all  # noqa: E402
 
 log = logging.getLogger("zero_cost")
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("archs", help="official JSON or a plain list of codes")
     p.add_argument("--out", required=True, help="output folder (journals, <predictor>.json, table.json)")
-    p.add_argument("--width-divisor", type=int, choices=[1, 2, 4, 8], default=FMNIST28.width_divisor)
+    p.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS, default=FMNIST28.width_divisor)
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (NASWOT, grad-norm, SNIP, Zen)")
     p.add_argument("--repeats", type=positive_int, default=1, help="initialisations and batches averaged per code")
     p.add_argument("--seed", type=nonneg_int, default=0)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [w for w in which if w not in PREDICTORS]
     if bad or not which:
         return fail(f"--which {a.which!r}: choose from {', '.join(PREDICTORS)}")
-    cfg = NetConfig(FMNIST28.in_channels, FMNIST28.num_classes, a.width_divisor, FMNIST28.stem, FMNIST28.input_size)
+    cfg = net_config({"dataset": "fmnist", "width_divisor": a.width_divisor})
     try:
         archs = archfile.read_archs(a.archs)
     except archfile.ArchFileError as e:
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except (JournalError, DataError) as e:
         return fail(str(e))
     i, n = a.shard
+    arch_of = {a.code: a for a in archs.values()}  # parsed once
     mine = [c for j, c in enumerate(keys.values()) if j % n == i and c not in done]
     log.info("%d codes (shard %d/%d), %d to score: %s at width divisor %d, batch %d x %d repeat(s)", len(keys), i, n,
              len(mine), ", ".join(which), cfg.width_divisor, s.batch_size, s.repeats)
@@ -112,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         bar = tqdm(mine, desc="codes", dynamic_ncols=True)
         for k, code in enumerate(bar, 1):
             t = time.time()
-            scores = score_all(lambda: ResNet48.from_code(code, cfg), lambda m, x: m.forward_features(x), data,
+            scores = score_all(lambda: ResNet48.from_code(arch_of[code], cfg), lambda m, x: m.forward_features(x), data,
                                shape, s, which)
-            cost = count_cost(archfile.parse_code(code), cfg)
+            cost = count_cost(arch_of[code], cfg)
             rec = {"arch": code, **{w: (v if math.isfinite(v) else None) for w, v in scores.items()},
                    "macs": cost.macs, "params": cost.params, "s": round(time.time() - t, 3)}
             journal.append(rec)
