@@ -50,6 +50,16 @@ def other_submission(path: Path, codes: dict[str, str]) -> str | None:
     return None
 
 
+def auto_backend(on_gpu: bool) -> str:
+    """The engine measured fastest here (benchmarks/eval_throughput.py): dygraph on a GPU; on a CPU the
+    fused oneDNN engine, or Paddle Inference when Paddle's oneDNN library cannot be loaded."""
+    from supernet import onednn
+
+    if on_gpu:
+        return "dygraph"
+    return "fused" if onednn.backend() == "onednn" else "predictor"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="supernet.pdparams, a training ckpt_s*.pdckpt, or a few-shot "
@@ -65,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", type=shard_arg, default=(0, 1), help="i/n: score only share i of n (for separate jobs)")
     p.add_argument("--limit", type=positive_int, help="only the first N codes of the file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--backend", choices=["auto", "dygraph", "predictor"], default="auto",
-                   help="evaluation engine: predictor = Paddle Inference + oneDNN (fast on CPU); "
-                        "auto = predictor on CPU, dygraph on GPU")
+    p.add_argument("--backend", choices=["auto", "dygraph", "predictor", "fused"], default="auto",
+                   help="evaluation engine: fused = oneDNN primitives with BN folded, nothing traced (fastest on "
+                        "CPU, BENCHMARKS.md); predictor = Paddle Inference + oneDNN; auto = fused on CPU (predictor "
+                        "if oneDNN cannot load), dygraph on GPU. The engine is part of the journal's settings")
     p.add_argument("--rank-by", choices=["loss", "top1"], default="loss",
                    help="the submission's number: loss = 100*exp(-cross-entropy) on the evaluation images "
                         "(ranks better on the proxy, BENCHMARKS.md), top1 = accuracy %%; the journal keeps both")
@@ -90,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return fail(problem)
     ctx = setup(a.device)
-    backend = a.backend if a.backend != "auto" else ("dygraph" if ctx.on_gpu else "predictor")
+    backend = a.backend if a.backend != "auto" else auto_backend(ctx.on_gpu)
+    if backend == "fused" and ctx.on_gpu:
+        return fail("--backend fused runs on the CPU only; use dygraph (or auto) on a GPU")
     settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend)
     try:
         route, cfg, sha = load_scorer(a.checkpoint, a.config)

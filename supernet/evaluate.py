@@ -31,7 +31,7 @@ from .bn_calib import calibration_set, recalibrate
 from .config import load_config
 from .data import build_loaders
 from .resnet import SuperNet, load_weights
-from .space import Arch
+from .space import Arch, NetConfig, channel_plan
 from .supernet_train import net_config
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class ScoreSettings:
     calib_batch_size: int = 128
     batch_size: int = 500
     seed: int = 0
-    backend: str = "dygraph"  # dygraph | predictor (Paddle Inference + oneDNN, the fast CPU path)
+    backend: str = "dygraph"  # dygraph | predictor (Paddle Inference + oneDNN) | fused (supernet/fused.py, CPU)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -118,23 +118,57 @@ def config_loaders(cfg: dict, batch_size: int, seed: int = 0, val_images: int | 
                          num_workers=d["num_workers"], input_size=net_config(m).input_size)
 
 
+BACKENDS = ("dygraph", "predictor", "fused")
+
+
 class EvalData:
     """Calibration batches and evaluation batches, decoded once, kept for every subnet; and the
-    evaluation engine (one oneDNN predictor folder for the whole run on the predictor backend)."""
+    evaluation engine (one oneDNN predictor folder, or one fused engine, for the whole run)."""
 
     def __init__(self, cfg: dict, s: ScoreSettings) -> None:
+        if s.backend not in BACKENDS:
+            raise ValueError(f"backend {s.backend!r}: use one of {', '.join(BACKENDS)}")
         train, val = config_loaders(cfg, s.batch_size, s.seed, s.val_images)
         self.calib = calibration_set(train, s.calib_batches, s.calib_batch_size, s.seed)
-        nc = net_config(cfg["model"])
+        self.net = nc = net_config(cfg["model"])
         self.input_shape = [nc.in_channels, nc.input_size, nc.input_size]
         batches = [(np.ascontiguousarray(x, dtype=np.float32), np.asarray(y)) for x, y in val.epoch(0)]
+        self.predictor: PredictorBackend | None = None
+        self.fused: FusedBackend | None = None
         if s.backend == "predictor":
-            self.predictor: PredictorBackend | None = PredictorBackend(self.input_shape)
+            self.predictor = PredictorBackend(self.input_shape)
+            self.val = batches
+        elif s.backend == "fused":
+            self.fused = FusedBackend(nc, [c.numpy() for c in self.calib])
             self.val = batches
         else:
-            self.predictor = None
             self.val = [(paddle.to_tensor(x), paddle.to_tensor(y)) for x, y in batches]
         self.n_val = sum(len(y) for _, y in batches)
+
+
+class FusedBackend:
+    """Calibrates and evaluates each subnet on the fused oneDNN engine (supernet/fused.py): the
+    subnet's weights are first-k slices of the supernet's, read once as numpy arrays; no standalone
+    model is built and nothing is traced."""
+
+    def __init__(self, net: NetConfig, calib: list[np.ndarray]) -> None:
+        from .fused import FusedEngine
+
+        self.engine, self.net, self.calib = FusedEngine(), net, calib
+        self.states: dict[int, tuple[SuperNet, dict[str, np.ndarray]]] = {}
+
+    def state(self, model: SuperNet) -> dict[str, np.ndarray]:
+        """The supernet's weights as numpy arrays (read once per supernet: scoring never changes them)."""
+        if id(model) not in self.states:
+            self.states[id(model)] = (model, {k: v.numpy() for k, v in model.state_dict().items()})
+        return self.states[id(model)][1]
+
+    def logits(self, model: SuperNet, arch: Arch, batches: list[tuple[np.ndarray, np.ndarray]]):
+        from .fused import layout
+
+        net = layout(channel_plan(model.set_active(arch), self.net), self.net)
+        xs = self.engine.logits(net, self.state(model), [x for x, _ in batches], self.calib)
+        return zip(xs, (y for _, y in batches))
 
 
 class PredictorBackend:
@@ -209,6 +243,8 @@ class Score:
 def score(model: SuperNet, arch: Arch, data: EvalData) -> Score:
     """Top-1 and cross-entropy of ``arch``: extract, recalibrate BN on the cached batches, evaluate the
     cached images. Both come from the same logits."""
+    if data.fused is not None:
+        return _score_of(data.fused.logits(model, arch, data.val), data.n_val)
     sub = model.extract(arch)
     if data.calib:
         recalibrate(sub, data.calib)
@@ -217,11 +253,15 @@ def score(model: SuperNet, arch: Arch, data: EvalData) -> Score:
         outputs = data.predictor.logits(sub, data.val)
     else:
         outputs = ((sub(x).numpy(), y.numpy()) for x, y in data.val)
+    return _score_of(outputs, data.n_val)
+
+
+def _score_of(outputs: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> Score:
     correct, nll = 0, 0.0
     for logits, y in outputs:
-        c, n = _counts(logits, np.asarray(y))
-        correct, nll = correct + c, nll + n
-    return Score(100.0 * correct / data.n_val, nll / data.n_val)
+        c, s = _counts(logits, np.asarray(y))
+        correct, nll = correct + c, nll + s
+    return Score(100.0 * correct / n, nll / n)
 
 
 class Journal(journal.Journal):

@@ -1,0 +1,94 @@
+"""The fused oneDNN scoring engine gives the dygraph path's numbers: extract + recalibrate + forward."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from supernet import onednn
+from supernet.bn_calib import recalibrate
+from supernet.resnet import SuperNet
+from supernet.space import FULL_SPACE, OFFICIAL_SPACE, NetConfig, channel_plan, iter_sample
+
+pytestmark = pytest.mark.skipif(onednn._load() is None, reason="oneDNN library not loadable in this Paddle build")
+
+SMALL = NetConfig(in_channels=1, num_classes=10, width_divisor=8, stem="small", input_size=16)
+IMAGENET_STEM = NetConfig(in_channels=3, num_classes=7, width_divisor=16, stem="imagenet", input_size=40)
+
+
+def supernet_with_random_bn(cfg: NetConfig, seed: int) -> SuperNet:
+    """A supernet whose BN affine parameters and running statistics are far from the identity, so that a
+    wrong fold, a skipped calibration or a mixed-up channel slice shows in the logits."""
+    paddle.seed(seed)
+    sn = SuperNet(cfg)
+    rng = np.random.default_rng(seed)
+    for k, v in sn.state_dict().items():
+        if k.endswith("_variance"):
+            v.set_value(rng.uniform(0.5, 2.0, v.shape).astype("float32"))
+        elif k.endswith("_mean"):
+            v.set_value(rng.normal(0, 0.3, v.shape).astype("float32"))
+        elif v.ndim == 1:  # BN weight/bias, fc bias
+            v.set_value(rng.normal(1.0 if k.endswith("weight") else 0.0, 0.3, v.shape).astype("float32"))
+    sn.eval()
+    return sn
+
+
+def dygraph_logits(sn: SuperNet, arch, calib: list[np.ndarray], batches: list[np.ndarray]) -> list[np.ndarray]:
+    sub = sn.extract(arch)
+    if calib:
+        recalibrate(sub, [paddle.to_tensor(c) for c in calib])
+    sub.eval()
+    with paddle.no_grad():
+        return [sub(paddle.to_tensor(x)).numpy() for x in batches]
+
+
+@pytest.mark.parametrize("cfg", [SMALL, IMAGENET_STEM], ids=["small-stem", "imagenet-stem"])
+@pytest.mark.parametrize("k", [0, 2])
+def test_fused_matches_dygraph(cfg: NetConfig, k: int):
+    from supernet.fused import FusedEngine, layout
+
+    sn = supernet_with_random_bn(cfg, seed=3)
+    state = {name: v.numpy() for name, v in sn.state_dict().items()}
+    rng = np.random.default_rng(0)
+    shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+    calib = [rng.standard_normal((n, *shape)).astype(np.float32) for n in (24, 16)[:k]]
+    batches = [rng.standard_normal((n, *shape)).astype(np.float32) for n in (20, 7)]  # a remainder batch too
+    engine = FusedEngine()
+    archs = [FULL_SPACE.largest(), OFFICIAL_SPACE.smallest(), *iter_sample(OFFICIAL_SPACE, 3, seed=11)]
+    for arch in archs * 2:  # the second round runs on cached primitives and reused buffers
+        got = engine.logits(layout(channel_plan(arch, cfg), cfg), state, batches, calib)
+        want = dygraph_logits(sn, arch, calib, batches)
+        assert [g.shape for g in got] == [w.shape for w in want]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4 * float(np.abs(w).max()))
+
+
+def test_calibration_statistics_are_recalibrate_s():
+    """The engine's BN statistics equal what bn_calib.recalibrate leaves in the running buffers."""
+    from supernet.fused import FusedEngine, layout
+
+    cfg = SMALL
+    sn = supernet_with_random_bn(cfg, seed=5)
+    state = {name: v.numpy() for name, v in sn.state_dict().items()}
+    arch = next(iter_sample(OFFICIAL_SPACE, 1, seed=2))
+    rng = np.random.default_rng(1)
+    calib = [rng.standard_normal((n, 1, 16, 16)).astype(np.float32) for n in (32, 32, 8)]
+    stats = FusedEngine().calibrate(layout(channel_plan(arch, cfg), cfg), state, calib)
+    sub = sn.extract(arch)
+    recalibrate(sub, [paddle.to_tensor(c) for c in calib])
+    ref = sub.state_dict()
+    assert stats and all(f"{bn}._mean" in ref for bn in stats)
+    for bn, (mean, var) in stats.items():
+        np.testing.assert_allclose(mean, ref[f"{bn}._mean"].numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(var, ref[f"{bn}._variance"].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_untied_code_is_refused_like_dygraph():
+    """A code that breaks the width tying has no subnet in the shared weights: refused, not scored."""
+    from supernet.evaluate import FusedBackend
+    from supernet.space import SPACES, tied_violation
+
+    sn = supernet_with_random_bn(SMALL, seed=1)
+    untied = next(a for a in iter_sample(SPACES["full_untied"], 200, seed=0) if tied_violation(a))
+    with pytest.raises(ValueError, match="cannot run on the supernet"):
+        FusedBackend(SMALL, []).logits(sn, untied, [])
