@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if gt is not None:
         log.info("[4/4] rank correlation against %s", gt)
         res = rank_corr.compare(str(submission), str(gt), "fmnist28")
-        rank_corr.plot(res, str(out / "scatter.png"), pred_label="supernet score 100*exp(-CE)")
+        rank_corr.plot(res, str(out / "scatter.png"), rank_corr.score_label(submission))
         report = {k: v for k, v in res.items() if k != "_points"}
         atomic_write_json(out / "rank_corr.json", report)
         (out / "rank_corr.txt").write_text(rank_corr.format_table(res) + "\n")

@@ -106,7 +106,7 @@ def main() -> None:
                 (out / "submission.json").replace(sub)
                 res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost)
                 if name == "default" and k == 4 and rank_by == "loss":
-                    rank_corr.plot(res, str(Path(a.out).with_suffix(".png")))
+                    rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
                 row = {"variant": name, "calib_K": k, "rank_by": rank_by, "n": res["n"], "kendall": res["kendall"],
                        "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res), "train_min": train_min,
                        "score_min": (time.time() - t) / 60}

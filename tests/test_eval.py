@@ -91,6 +91,18 @@ def test_two_shards_merged_equal_one_run(setup_dir, reference):
              str(setup_dir / "archs.json")])
     assert r.returncode == 0, r.stderr
     assert json.loads(merged.read_text()) == reference
+    meta = json.loads((setup_dir / "merged.meta.json").read_text())  # what the merged scores belong to
+    part_meta = json.loads(Path(parts[0]).with_name("submission.s0of2.meta.json").read_text())
+    assert meta["codes"] == len(reference) and meta["checkpoint_sha256"] == part_meta["checkpoint_sha256"]
+    assert meta["settings"] == part_meta["settings"] and meta["network"] == part_meta["network"]
+    # shards scored with other settings are not merged
+    other = Path(parts[1]).with_name("submission.s1of2.meta.json")
+    m = json.loads(other.read_text())
+    m["settings"]["calib_batches"] += 1
+    other.write_text(json.dumps(m))
+    r = run([sys.executable, str(ROOT / "tools" / "arch_files.py"), "merge", str(setup_dir / "merged2.json"), *parts])
+    assert r.returncode == 2 and "different settings" in r.stderr and "Traceback" not in r.stderr
+    assert not (setup_dir / "merged2.json").exists()
 
 
 def test_launcher_ranks_share_the_work(setup_dir, reference):

@@ -13,8 +13,44 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import archfile  # noqa: E402
+from supernet.runtime import atomic_write_json  # noqa: E402
 from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
 from supernet.space import SPACES, get_space, iter_sample  # noqa: E402
+
+
+def meta_of(path: str | Path) -> Path:
+    """The record eval_subnets.py writes beside a submission (``<name>.meta.json``)."""
+    return Path(path).with_name(Path(path).stem + ".meta.json")
+
+
+def merged_meta(parts: list[str]) -> dict | None:
+    """The record of a merge of scored shards: the parts' records must all exist and agree on the checkpoint,
+    the settings, the network and the ranking (else the scores are not comparable and are not merged);
+    None when no part has one (plain arch files)."""
+    import json
+
+    metas = {}
+    for f in parts:
+        m = meta_of(f)
+        if m.is_file():
+            try:
+                metas[f] = json.loads(m.read_text(encoding="utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError) as e:
+                raise archfile.ArchFileError(f"{m}: not a readable record of {f}'s scores ({e})") from e
+    if not metas:
+        return None
+    bare = [f for f in parts if f not in metas]
+    if bare:
+        raise archfile.ArchFileError(f"{bare[0]} has no {meta_of(bare[0]).name} but other parts do: its scores "
+                                     "cannot be shown to come from the same supernet and settings")
+    fields = ("checkpoint_sha256", "settings", "network", "rank_by")
+    first, ref = next(iter(metas.items()))
+    for f, m in metas.items():
+        for k in fields:
+            if m.get(k) != ref.get(k):
+                raise archfile.ArchFileError(f"{f} and {first} were scored with different {k} "
+                                             f"({meta_of(f).name}): not merged")
+    return {k: ref.get(k) for k in fields} | {"merged_from": len(parts)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             for path in archfile.split_file(a.file, a.n, a.out_dir):
                 print(path)
         elif a.cmd == "merge":
+            meta = merged_meta(a.parts)
             n = archfile.merge_files(a.parts, a.out, a.order)
+            if meta is not None:
+                atomic_write_json(meta_of(a.out), {"codes": n, **meta})
             print(f"merged {n} entries into {a.out}")
         else:
             archs = {f"arch{i + 1}": x for i, x in enumerate(iter_sample(get_space(a.space), a.n, a.seed))}

@@ -117,7 +117,22 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     }
 
 
-def plot(res: dict, path: str, pred_label: str = "supernet accuracy (%)") -> None:
+SCORE_LABELS = {"loss": "supernet score: 100·exp(−test CE) (%)", "top1": "supernet top-1 (%)"}
+
+
+def score_label(pred_path: str | Path) -> str:
+    """What the numbers of a prediction file are, for an axis: eval_subnets records how it ranked."""
+    meta = network_record(pred_path)
+    try:
+        rank_by = json.loads(meta.read_text(encoding="utf-8")).get("rank_by") if meta.is_file() else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        rank_by = None
+    if meta.is_file() and meta.name == "zero_cost.meta.json":
+        return f"{Path(pred_path).stem} (zero-cost score)"
+    return SCORE_LABELS.get(rank_by, "prediction (as in the file)")
+
+
+def plot(res: dict, path: str, pred_label: str = "prediction (as in the file)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,7 +145,7 @@ def plot(res: dict, path: str, pred_label: str = "supernet accuracy (%)") -> Non
         ax.scatter(pts[key], pts["gt"], s=14, alpha=0.7)
         ax.set_xlabel(label)
         ax.set_ylabel("ground-truth accuracy (%)")
-        ax.set_title(f"{label.split(' ')[0]}: tau {fig_res['kendall']:.3f}, pearson {fig_res['pearson']:.3f}, "
+        ax.set_title(f"{'prediction' if key == 'pred' else 'MACs'}: tau {fig_res['kendall']:.3f}, pearson {fig_res['pearson']:.3f}, "
                      f"n={fig_res['n']}", fontsize=10)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -172,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArchFileError as e:
         return fail(str(e))
     if a.plot:
-        plot(res, a.plot)
+        plot(res, a.plot, score_label(a.pred))
     out = {k: v for k, v in res.items() if k != "_points"}
     if a.json:
         print(json.dumps(out))

@@ -1,0 +1,148 @@
+"""What a large scoring run says: predictions against MACs for every code (hexbin), the ground-truth codes
+marked, the rank correlation of the ground-truth codes inside the run, and the top-k codes.
+
+  python tools/report.py output/eval45k/submission.json --gt benchmarks/gt/d8e2.json --top 20 \
+      --out output/eval45k/report          # writes report.png and report.json, prints a summary
+
+The network (for MACs) comes from the submission's record (``submission.meta.json``, written by
+eval_subnets.py and kept by ``tools/arch_files.py merge``); pass --net/--width-divisor for a bare file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from supernet.archfile import ArchFileError, read_entries, read_scores  # noqa: E402
+from supernet.cli import ArgumentParser, fail, positive_int, writable_file  # noqa: E402
+from supernet.metrics import correlations  # noqa: E402
+from supernet.runtime import atomic_write_json  # noqa: E402
+from supernet.space import FMNIST28, IMAGENET, NetConfig, count_cost, parse_code  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rank_corr  # noqa: E402
+
+log = logging.getLogger("report")
+BASES = {"fmnist": FMNIST28, "fmnist28": FMNIST28, "imagenet": IMAGENET}
+
+
+def network_of(pred: Path, net: str | None, divisor: int | None) -> NetConfig:
+    """The run's network: from its record, else from --net/--width-divisor."""
+    meta = pred.with_name(pred.stem + ".meta.json")
+    rec = {}
+    if meta.is_file():
+        try:
+            rec = json.loads(meta.read_text(encoding="utf-8")).get("network", {})
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise ArchFileError(f"{meta}: not a readable record ({e})") from e
+    name = rec.get("dataset") or net
+    if name is None:
+        raise ArchFileError(f"{pred} has no {meta.name}: pass --net fmnist28|imagenet (and --width-divisor)")
+    base = BASES[name]
+    d = divisor or rec.get("width_divisor") or base.width_divisor
+    if rec.get("width_divisor") and divisor and divisor != rec["width_divisor"]:
+        raise ArchFileError(f"--width-divisor {divisor}: {meta} says the run used {rec['width_divisor']}")
+    return NetConfig(base.in_channels, base.num_classes, int(d), base.stem, base.input_size)
+
+
+def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str) -> tuple[dict, dict]:
+    entries = read_entries(pred)
+    keys = list(entries)
+    codes = [entries[k]["arch"] for k in keys]
+    score = np.array([float(entries[k]["acc"]) for k in keys])
+    macs = np.array([count_cost(parse_code(c), cfg).macs for c in codes], np.float64)
+    out = {"codes": len(keys), "network": {"width_divisor": cfg.width_divisor, "input_size": cfg.input_size},
+           "score_label": label, "score_vs_macs": correlations(score, macs)}
+    order = np.argsort(-score)
+    out["top"] = [{"rank": i + 1, "key": keys[j], "arch": codes[j], "score": float(score[j]), "MMACs": macs[j] / 1e6}
+                  for i, j in enumerate(order[:top])]
+    gt_points = {}
+    if gt is not None:
+        truth = read_scores(gt)
+        idx = [i for i, c in enumerate(codes) if c in truth]
+        if len(idx) >= 2:
+            g = [truth[codes[i]] for i in idx]
+            out["ground_truth"] = {"file": str(gt), "codes_in_run": len(idx),
+                                   "prediction": correlations(score[idx], g), "macs": correlations(macs[idx], g)}
+            # where the GT codes sit in the run's ranking (1 = best predicted)
+            rank = np.empty(len(keys), int)
+            rank[order] = np.arange(1, len(keys) + 1)
+            out["ground_truth"]["run_ranks"] = {codes[i]: int(rank[i]) for i in idx}
+            gt_points = {"macs": macs[idx], "score": score[idx]}
+        else:
+            out["ground_truth"] = {"file": str(gt), "codes_in_run": len(idx)}
+    return out, {"macs": macs, "score": score, **{f"gt_{k}": v for k, v in gt_points.items()}}
+
+
+def plot(res: dict, pts: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    hb = ax.hexbin(pts["macs"] / 1e6, pts["score"], gridsize=60, bins="log", cmap="viridis", mincnt=1)
+    fig.colorbar(hb, ax=ax, label="codes per cell (log)")
+    if "gt_macs" in pts:
+        g = res["ground_truth"]
+        ax.scatter(pts["gt_macs"] / 1e6, pts["gt_score"], s=22, facecolors="none", edgecolors="red",
+                   label=f"ground-truth codes ({g['codes_in_run']}): Kendall {g['prediction']['kendall']:.3f} "
+                         f"(MACs {g['macs']['kendall']:.3f})")
+        ax.legend(loc="lower right", fontsize=9)
+    c = res["score_vs_macs"]
+    ax.set_xlabel(f"MACs per image (millions; widths/{res['network']['width_divisor']}, "
+                  f"{res['network']['input_size']}x{res['network']['input_size']})")
+    ax.set_ylabel(res["score_label"])
+    ax.set_title(f"{res['codes']} codes: prediction vs MACs, Kendall {c['kendall']:.3f}", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("pred", help="a submission (official form), e.g. the merged 45k run")
+    p.add_argument("--gt", help="ground truth: its codes are marked and correlated inside the run")
+    p.add_argument("--net", choices=sorted(BASES), help="network, when the submission has no record")
+    p.add_argument("--width-divisor", type=positive_int)
+    p.add_argument("--top", type=positive_int, default=20)
+    p.add_argument("--out", required=True, help="prefix: writes <out>.png and <out>.json")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    for suffix in (".png", ".json"):
+        problem = writable_file(str(out) + suffix, "--out")
+        if problem:
+            return fail(problem)
+    pred = Path(a.pred)
+    try:
+        cfg = network_of(pred, a.net, a.width_divisor)
+        if a.gt:
+            problem = rank_corr.network_mismatch(pred.with_name(pred.stem + ".meta.json"), a.gt)
+            if problem:
+                return fail(problem)
+        res, pts = report(pred, Path(a.gt) if a.gt else None, cfg, a.top, rank_corr.score_label(pred))
+    except ArchFileError as e:
+        return fail(str(e))
+    plot(res, pts, Path(str(out) + ".png"))
+    atomic_write_json(str(out) + ".json", res)
+    print(f"{res['codes']} codes; prediction vs MACs: Kendall {res['score_vs_macs']['kendall']:.3f}")
+    if "ground_truth" in res and "prediction" in res["ground_truth"]:
+        g = res["ground_truth"]
+        print(f"{g['codes_in_run']} ground-truth codes in the run: Kendall {g['prediction']['kendall']:.3f}, "
+              f"Pearson {g['prediction']['pearson']:.3f} (MACs: {g['macs']['kendall']:.3f})")
+    print(f"top {len(res['top'])} by prediction:")
+    for t in res["top"]:
+        print(f"  {t['rank']:>3} {t['key']:<10} {t['arch']} {t['score']:.3f} ({t['MMACs']:.1f} MMACs)")
+    print(f"wrote {out}.png and {out}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
