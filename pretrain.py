@@ -35,7 +35,7 @@ log = logging.getLogger("pretrain")
 
 # Recipes per dataset; command-line flags override. lr is per 256 images.
 RECIPES = {
-    "fmnist": dict(batch_size=256, max_epoch=12, warmup=1, lr=0.05, weight_decay=5e-4, label_smoothing=0.0),
+    "fmnist": dict(batch_size=256, max_epoch=2, warmup=0.5, lr=0.05, weight_decay=5e-4, label_smoothing=0.0),
     "imagenet": dict(batch_size=1024, max_epoch=90, warmup=2, lr=0.1, weight_decay=1e-4, label_smoothing=0.1),
 }
 

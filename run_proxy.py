@@ -3,7 +3,7 @@
   train the supernet -> recalibrate BN and score the codes -> submission JSON
   -> rank correlation against the ground truth and the zero-cost floor -> scatter plot.
 
-  python run_proxy.py [--config configs/fmnist_quick.yaml] [--gt ../shared/proxy_gt/dev_gt.json] [--out output/proxy]
+  python run_proxy.py [--config configs/fmnist_quick.yaml] [--gt benchmarks/gt/d8e2.json] [--out output/proxy]
 
 Codes scored: those of the ground-truth file when it is there; otherwise --sample codes of the
 official 45k list (or of the 45k distribution when that file is absent too). A second run reuses
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_quick.yaml"))
     p.add_argument("-o", "--override", action="append", default=[], help="config override key=value")
-    p.add_argument("--gt", help="ground truth (default ../shared/proxy_gt/dev_gt.json when present)")
+    p.add_argument("--gt", help="ground truth (default: the project's proxy v3 file, benchmarks/gt/d8e2.json)")
     p.add_argument("--archs", help="official 45k JSON (default ../shared/data/..., when no ground truth)")
     p.add_argument("--sample", type=positive_int, default=24, help="codes to score when there is no ground truth")
     p.add_argument("--val-images", type=positive_int, default=2000, help="evaluation images per subnet")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for opt, path in (("--gt", a.gt), ("--archs", a.archs)):
         if path and not Path(path).is_file():
             return fail(f"{opt} {path} does not exist")
-    gt = Path(a.gt) if a.gt else archfile.default_shared_dir() / "proxy_gt" / "dev_gt.json"
+    gt = Path(a.gt) if a.gt else groundtruth.DEV_GT
     gt = gt if gt.is_file() else None
     if gt is not None:
         nc = net_config(cfg["model"])

@@ -33,6 +33,7 @@ import sys
 sys.path.insert(0, str(ROOT))
 from supernet.archfile import default_shared_dir  # noqa: E402
 from supernet.metrics import kendall_tau_b, zero_cost  # noqa: E402
+from supernet.groundtruth import network_of  # noqa: E402
 from supernet.space import FMNIST28  # noqa: E402
 
 log = logging.getLogger("gt_power")
@@ -47,17 +48,37 @@ def tau_b_batch(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def noise_model(gt: dict) -> dict:
-    """Seed noise (sd of one run) from codes with several seeds; spread of expected accuracies from all codes."""
-    seeds = [np.array(list(v["per_seed"].values()), np.float64) for v in gt.values() if len(v.get("per_seed", {})) > 1]
+def seed_offsets(gt: dict) -> dict[str, float]:
+    """Per seed, how much every code's run with that seed lies above its code's mean (from codes with
+    several seeds). A seed fixes the data order for every code, so part of the seed noise is shared by
+    all codes: it shifts every code alike and cannot change a ranking whose codes all have the same seeds."""
+    res: dict[str, list[float]] = {}
+    for v in gt.values():
+        per = v.get("per_seed", {})
+        if len(per) > 1:
+            m = float(np.mean(list(per.values())))
+            for s, x in per.items():
+                res.setdefault(s, []).append(x - m)
+    return {s: float(np.mean(r)) for s, r in res.items()}
+
+
+def noise_model(gt: dict, shared_seed_effect: bool = True) -> dict:
+    """Seed noise (sd of one run) from codes with several seeds; spread of expected accuracies from all codes.
+
+    With ``shared_seed_effect`` each seed's common offset (``seed_offsets``) is removed first: the noise
+    left is what differs between codes for the same seed, the part that reorders them."""
+    off = seed_offsets(gt) if shared_seed_effect else {}
+    per_code = [np.array([x - off.get(s, 0.0) for s, x in v.get("per_seed", {"_": v["acc"]}).items()], np.float64)
+                for v in gt.values()]
+    seeds = [p for p in per_code if len(p) > 1]
     if not seeds:
         raise SystemExit("no code in the file has two seeds: the noise cannot be estimated")
     noise_var = float(np.mean([s.var(ddof=1) for s in seeds]))
-    n_seeds = np.array([max(1, len(v.get("per_seed", {}))) for v in gt.values()])
-    means = np.array([v["acc"] for v in gt.values()], np.float64)
+    n_seeds = np.array([len(p) for p in per_code])
+    means = np.array([p.mean() for p in per_code], np.float64)
     code_var = max(float(means.var(ddof=1) - np.mean(noise_var / n_seeds)), 1e-12)
     return {"noise_sd": noise_var ** 0.5, "code_sd": code_var ** 0.5, "n_seeds": n_seeds.tolist(),
-            "codes_with_seeds": len(seeds)}
+            "codes_with_seeds": len(seeds), "seed_offsets": off}
 
 
 def simulate(n_seeds: np.ndarray, noise_sd: float, code_sd: float, rho: float, sims: int, boots: int,
@@ -90,6 +111,17 @@ def job_minutes(gt_path: Path) -> dict:
             "cpu_min_mean": float(np.mean(cpu)) if cpu else None}
 
 
+def seed_agreement(gt: dict) -> float | None:
+    """Kendall tau between two seeds' results over the codes that have both (the first two seeds)."""
+    pairs = []
+    for v in gt.values():
+        per = v.get("per_seed", {})
+        if len(per) > 1:
+            a, b = sorted(per)[:2]
+            pairs.append((per[a], per[b]))
+    return kendall_tau_b(*zip(*pairs)) if len(pairs) > 2 else None
+
+
 def as_metric(gt: dict, metric: str) -> dict:
     """The GT file with ``acc``/``per_seed`` replaced by another per-seed record, higher = better:
     ``ce`` (minus the test cross-entropy) or ``train_loss`` (minus the last epoch's train loss)."""
@@ -106,19 +138,19 @@ def as_metric(gt: dict, metric: str) -> dict:
 
 
 def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims: int, seed: int,
-               metric: str = "top1") -> list[dict]:
+               metric: str = "top1", shared_seed_effect: bool = True) -> list[dict]:
     """One row per candidate protocol: its noise, spread, MACs tau, cost, and the ceiling at the final size."""
     rng = np.random.default_rng(seed)
     rows = []
     for path in paths:
         gt_path = Path(path)
         gt = as_metric(json.loads(gt_path.read_text()), metric)
-        model = noise_model(gt)
+        model = noise_model(gt, shared_seed_effect)
         accs = [v["acc"] for v in gt.values()]
-        macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], FMNIST28)["macs"], accs)
+        macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], network_of(path, FMNIST28))["macs"], accs)
         row = {"candidate": gt_path.stem, "metric": metric, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
                "acc_min": min(accs), "acc_max": max(accs), "seed_sd": model["noise_sd"], "code_sd": model["code_sd"],
-               "macs_tau": macs_tau, **job_minutes(gt_path)}
+               "macs_tau": macs_tau, "seed_tau": seed_agreement(gt), **job_minutes(gt_path)}
         for k in final_seeds:
             r = simulate(np.full(final_codes, k), model["noise_sd"], model["code_sd"], 0.9, sims, 0, rng)
             row[f"ceiling_{final_codes}x{k}"] = r["ceiling_mean"]
@@ -139,6 +171,9 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/gt_power.json")
     p.add_argument("--candidates", help="comma-separated GT files of candidate protocols: one row each (noise, "
                                         "spread, MACs tau, CPU minutes per job, ceiling at the final size)")
+    p.add_argument("--independent-seeds", action="store_true",
+                   help="treat all seed noise as independent between codes (default: remove each seed's offset "
+                        "shared by all codes, since every code of a campaign is trained with the same seeds)")
     p.add_argument("--final-codes", type=int, default=96)
     p.add_argument("--final-seeds", default="2,3")
     p.add_argument("--metrics", default="top1", help="with --candidates: top1, ce, train_loss (comma-separated)")
@@ -150,8 +185,9 @@ def main() -> None:
             paths = a.candidates.split(",")
             if metric != "top1":  # only files that record it
                 paths = [q for q in paths if all("per_seed_ce" in v for v in json.loads(Path(q).read_text()).values())]
-            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric)
+            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds)
         cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "macs_tau",
+                "seed_tau",
                 "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
         print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",
                     rows, cols)
@@ -161,10 +197,10 @@ def main() -> None:
     if not gt_path.is_file():
         raise SystemExit(f"ground truth {gt_path} not found (pass --gt)")
     gt = json.loads(gt_path.read_text())
-    model = noise_model(gt)
+    model = noise_model(gt, not a.independent_seeds)
     accs = [v["acc"] for v in gt.values()]
     macs_tau = a.macs_tau if a.macs_tau is not None else kendall_tau_b(zero_cost([v["arch"] for v in gt.values()],
-                                                                                  FMNIST28)["macs"], accs)
+                                                                                  network_of(a.gt, FMNIST28))["macs"], accs)
     log.info("%s: %d codes (%d with several seeds); seed noise sd %.3f, spread of expected accuracies sd %.3f; "
              "MACs tau %.3f", gt_path.name, len(gt), model["codes_with_seeds"], model["noise_sd"], model["code_sd"],
              macs_tau)

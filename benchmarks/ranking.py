@@ -23,7 +23,6 @@ from pathlib import Path
 from common import ROOT, environment, print_table, write_json
 
 from supernet import groundtruth
-from supernet.archfile import default_shared_dir
 from supernet.config import load_config
 from supernet.runtime import setup
 from supernet.supernet_train import net_config, train_supernet
@@ -71,7 +70,7 @@ def main() -> None:
     p.add_argument("--variants", default="default,space_45k,baseline,sandwich_no_kd")
     p.add_argument("--calib", default=",".join(map(str, CALIB)), help="K values ablated on one supernet")
     p.add_argument("--calib-on", default="default", help="the variant whose supernet gets the K ablation (others: K=4)")
-    p.add_argument("--gt", default=str(default_shared_dir() / "proxy_gt" / "dev_gt.json"))
+    p.add_argument("--gt", default=str(groundtruth.DEV_GT))
     p.add_argument("--work", default="output/bench_ranking")
     p.add_argument("--zero-cost", help="tools/zero_cost.py output on the GT codes: the floor is the best of all")
     p.add_argument("--out", default="benchmarks/results/ranking.json")

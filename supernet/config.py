@@ -25,7 +25,7 @@ RANK_PRIORS = ("macs", "params", *PREDICTORS)
 DEFAULTS: dict[str, Any] = {
     "model": {
         "dataset": "fmnist",  # fmnist (the proxy) or imagenet
-        "width_divisor": None,  # default: 4 for fmnist, 1 for imagenet
+        "width_divisor": None,  # default: 8 for fmnist (proxy v3), 1 for imagenet
         "init": None,  # full-width checkpoint with official names (e.g. resnet48.pdparams)
     },
     "data": {

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from .archfile import ArchFileError, locked, read_entries
 from .runtime import atomic_write_json
-from .space import Arch, parse_code
+from .space import Arch, NetConfig, parse_code
 
 # The pretrain settings that change what a standalone accuracy means.
 PROTOCOL_KEYS = ("dataset", "width_divisor", "input_size", "max_epoch", "warmup", "lr", "batch_size", "momentum",
@@ -26,6 +27,11 @@ PROTOCOL_KEYS = ("dataset", "width_divisor", "input_size", "max_epoch", "warmup"
 V2 = {"dataset": "fmnist", "width_divisor": 4, "input_size": 28, "max_epoch": 12, "warmup": 1.0, "lr": 0.05,
       "batch_size": 256, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.0,
       "train_images": None, "val_images": None, "init": None}
+
+
+# The project's own proxy ground truth (protocol v3: widths / 8, 2 epochs; README "Proxy protocol notes"),
+# grown by tools/gt_campaign.py and committed; the default the proxy's tools compare against.
+DEV_GT = Path(__file__).resolve().parents[1] / "benchmarks" / "gt" / "d8e2.json"
 
 
 def protocol_path(gt_file: str | Path) -> Path:
@@ -156,6 +162,14 @@ def stratified_by_macs(archs: Mapping[str, Arch], n: int, seed: int, cfg, keep: 
             chosen[pick] = archs[pick]
             have.add(archs[pick].code)
     return chosen
+
+
+def network_of(gt_file: str | Path, default: NetConfig) -> NetConfig:
+    """The network the GT file's codes were trained as (its protocol's width divisor on ``default``'s
+    dataset); ``default`` when the protocol is unknown. MACs and params of the floor are counted on it."""
+    proto = read_protocol(gt_file)
+    d = (proto or {}).get("width_divisor")
+    return replace(default, width_divisor=int(d)) if d else default
 
 
 def supernet_mismatch(gt_file: str | Path, width_divisor: int, input_size: int, dataset: str) -> str | None:

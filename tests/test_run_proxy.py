@@ -6,7 +6,9 @@ import sys
 from conftest import ROOT, real_fmnist, run_env
 
 
-def test_run_proxy_end_to_end(tmp_path, dev_gt):
+def test_run_proxy_end_to_end(tmp_path):
+    from supernet.groundtruth import DEV_GT as dev_gt  # the repo's proxy ground truth, the default
+
     real_fmnist()
     out = tmp_path / "proxy"
     cmd = [sys.executable, str(ROOT / "run_proxy.py"), "-o", "data.train_images=256", "-o", "train.epochs=1",

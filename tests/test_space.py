@@ -128,14 +128,16 @@ def test_full_network_macs():
 
 def test_proxy_config_is_plain_configuration():
     full = FULL_SPACE.largest()
-    plan = channel_plan(full, FMNIST28)
+    d4 = NetConfig(1, 10, 4, "small", 28)  # proxy v2's widths
+    plan = channel_plan(full, d4)
     assert plan.stem == 16 and plan.last == 128
-    assert abs(count_cost(full, FMNIST28).macs / 1e6 - 86) < 1
-    plan8 = channel_plan(full, NetConfig(1, 10, 8, "small", 28))
-    assert plan8.last == 64
-    # stage-4 code 7 at divisor 4: 360 -> 90
+    assert abs(count_cost(full, d4).macs / 1e6 - 86) < 1
+    assert FMNIST28 == NetConfig(1, 10, 8, "small", 28)  # the proxy default since protocol v3
+    plan8 = channel_plan(full, FMNIST28)
+    assert plan8.stem == 8 and plan8.last == 64
+    # stage-4 code 7 at divisor 4: 360 -> 90; at 8: 45
     a = parse_code("1" + "2222" + "1" + "1111000000" * 2 + "1111" + "00" * 6 + "7777000000")
-    assert channel_plan(a, FMNIST28).blocks[-1].out == 90
+    assert channel_plan(a, d4).blocks[-1].out == 90 and channel_plan(a, FMNIST28).blocks[-1].out == 45
 
 
 def test_shortcuts_follow_rule():
@@ -169,7 +171,7 @@ def test_decode_arch_tool(capsys):
     assert len(d["blocks"]) == 18 and {"stage", "conv1", "conv2", "stride", "shortcut"} <= set(d["blocks"][0])
     assert d["macs"] == count_cost(parse_code(EXAMPLE)).macs and d["params"] == count_cost(parse_code(EXAMPLE)).params
     assert decode_arch.main([EXAMPLE[1:], "--json", "--input-size", "28", "--in-channels", "1", "--num-classes", "10",
-                             "--width-divisor", "4", "--stem", "small"]) == 0
+                             "--width-divisor", "8", "--stem", "small"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["macs"] == count_cost(parse_code(EXAMPLE), FMNIST28).macs
     assert decode_arch.main(["12x"]) == 2

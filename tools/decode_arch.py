@@ -1,7 +1,7 @@
 """Decode an arch code: per-block widths, strides, shortcut kind, parameters and MACs.
 
   python tools/decode_arch.py 1348311131310000332323230014143424241434543757770000
-  python tools/decode_arch.py CODE --json --input-size 28 --in-channels 1 --num-classes 10 --width-divisor 4 --stem small
+  python tools/decode_arch.py CODE --json --input-size 28 --in-channels 1 --num-classes 10 --width-divisor 8 --stem small
 """
 from __future__ import annotations
 

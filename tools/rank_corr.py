@@ -95,7 +95,8 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {both}: nothing to correlate")
     p = [pred[c] for c in codes]
     g = [gt[c] for c in codes]
-    zc = {**zero_cost(codes, NETS[net]), **zero_cost_files(zc_dir, codes, gt_path)}
+    net_cfg = groundtruth.network_of(gt_path, NETS[net]) if net != "imagenet" else NETS[net]
+    zc = {**zero_cost(codes, net_cfg), **zero_cost_files(zc_dir, codes, gt_path)}
     floor = {name: correlations(v, g) for name, v in zc.items()}
     # Paired bootstraps (against the stronger zero-cost predictor, and --against); skipped for huge
     # files: 2000 resamples of an O(n log n) tau.
