@@ -7,8 +7,14 @@ from conftest import ROOT, real_fmnist, run_env
 
 
 def test_run_proxy_end_to_end(tmp_path):
-    from supernet.groundtruth import DEV_GT as dev_gt  # the repo's proxy ground truth, the default
+    import shutil
 
+    from supernet.groundtruth import DEV_GT, protocol_path
+
+    # a copy of the repo's proxy ground truth (the default): a campaign may be growing the original meanwhile
+    dev_gt = tmp_path / "gt.json"
+    shutil.copy(DEV_GT, dev_gt)
+    shutil.copy(protocol_path(DEV_GT), protocol_path(dev_gt))
     real_fmnist()
     out = tmp_path / "proxy"
     cmd = [sys.executable, str(ROOT / "run_proxy.py"), "-o", "data.train_images=256", "-o", "train.epochs=1",

@@ -77,8 +77,8 @@ def test_foreign_checkpoint_is_refused_with_a_list(tmp_path):
     msg = str(e.value)
     assert "does not fit this model" in msg and "missing" in msg and "shape" in msg
     problems = check_state_dict(sn, paddle.load(str(path)))
-    assert "missing: blocks.5.conv1.weight [16, 16, 3, 3]" in problems
-    assert "shape: blocks.20.conv1.weight checkpoint [90, 90, 3, 3] vs model [128, 128, 3, 3]" in problems
+    assert "missing: blocks.5.conv1.weight [8, 8, 3, 3]" in problems  # widths / 8 (the proxy)
+    assert "shape: blocks.20.conv1.weight checkpoint [45, 45, 3, 3] vs model [64, 64, 3, 3]" in problems
     other = {k.replace("blocks", "layers"): v for k, v in sn.state_dict().items()}
     with pytest.raises(ValueError, match="252 unexpected; no name in common.*'layers.0.conv.weight'"):
         load_weights(sn, other)
