@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from common import OFFICIAL_SPACE, environment, print_table, write_json
+from common import OFFICIAL_SPACE, environment, print_table, timeit, write_json
 
 import paddle
 
@@ -33,13 +33,7 @@ IMAGENET_45K_MACS_PER_IMAGE = 1.337e14  # sum over the 45k codes at 224x224 (SEA
 
 def best_of(fn, repeat: int = 2) -> float:
     """Fastest of ``repeat`` timed calls after one warm-up (the machine is shared)."""
-    fn()
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
+    return min(timeit(fn, repeat, warmup=1))
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import onednn
-from .onednn import _ALLOCATE, _ARG_DST, _ARG_SRC, _ARG_WEIGHTS, _CONV_DIRECT, _F32, _Q_DST, _Q_SRC, _Q_WEIGHTS
+from .onednn import _ARG_DST, _ARG_SRC, _ARG_WEIGHTS, _CONV_DIRECT, _Q_DST, _Q_SRC, _Q_WEIGHTS
 from .onednn import _TAG_ABCD, _TAG_ANY, _Dims, _vp
 from .space import HEAD_INDEX, ChannelPlan, NetConfig
 
@@ -302,6 +302,8 @@ class FusedEngine:
         biased variance, every batch normalised with its own statistics (Paddle's train-mode forward)."""
         sums: dict[str, list[np.ndarray]] = {}
         wcache: dict[tuple, np.ndarray] = {}
+        affine = {c.bn: tuple(np.ascontiguousarray(first_k(state[f"{c.bn}.{p}"], [c.cout]), np.float32)
+                              for p in ("weight", "bias")) for c in _convs(net)}  # sliced once, not per batch
         for x in batches:
             n = x.shape[0]
 
@@ -314,7 +316,7 @@ class FusedEngine:
                 y = self._buf(self.L.size(prim.mds[_ARG_DST]), (*busy, t.buf))
                 prim({_ARG_SRC: self._ptr(t.buf), _ARG_WEIGHTS: wcache[wkey].ctypes.data, _ARG_DST: self._ptr(y)})
                 out = _T(prim.mds[_ARG_DST], y, key)
-                g, b = (np.ascontiguousarray(first_k(state[f"{c.bn}.{p}"], [c.cout]), np.float32) for p in ("weight", "bias"))
+                g, b = affine[c.bn]
                 mean, var = np.empty(c.cout, np.float32), np.empty(c.cout, np.float32)
                 self._inplace(self._bn_train(out.md, key, c.cout), out, {
                     _ARG_SCALE: g.ctypes.data, _ARG_SHIFT: b.ctypes.data, _ARG_MEAN: mean.ctypes.data,
