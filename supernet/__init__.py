@@ -51,5 +51,7 @@ def _keep_large_blocks_in_heap() -> None:
 _keep_large_blocks_in_heap()
 # Paddle warns on every import that it has no compiler cache; nothing here compiles.
 warnings.filterwarnings("ignore", message="No ccache found")
+# BatchNorm in training mode warns on every call that it tracks running statistics (it always has).
+warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
 
 __version__ = "0.1.0"

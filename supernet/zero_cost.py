@@ -141,10 +141,21 @@ def zen_score(model: nn.Layer, features: Callable[[paddle.Tensor], paddle.Tensor
     return math.log(max(delta, 1e-300)) + sum(log_sigma)
 
 
+def cast_(model: nn.Layer, dtype: str) -> None:
+    """Cast every parameter and buffer of ``model`` in place, as ``Layer.to(dtype=...)`` does, without its
+    per-layer traversal (a third of SynFlow's time at widths / 8). Gradients are dropped first."""
+    model.clear_gradients(set_to_zero=False)
+    with paddle.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.dtype != paddle.base.framework.convert_np_dtype_to_dtype_(dtype):
+                new = t.cast(dtype)  # kept alive until its storage is shared
+                t.value().get_tensor()._share_data_with(new.value().get_tensor())
+
+
 def synflow_score(model: nn.Layer, shape: list[int]) -> float:
     """SynFlow of ``model`` (its current weights, taken in absolute value), float64, input all ones."""
     model.eval()
-    model.to(dtype="float64")
+    cast_(model, "float64")
     with paddle.no_grad():
         for p in model.parameters():
             p.set_value(p.abs())
@@ -186,7 +197,7 @@ def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddl
                 runs["naswot"].append(kernel.logdet())
         if "synflow" in which:  # last use of the default initialisation: Zen re-initialises every weight
             runs["synflow"].append(synflow_score(model, shape))
-            model.to(dtype="float32")
+            cast_(model, "float32")
         if "zen" in which:
             gaussian_init(model, s.seed + r)
             runs["zen"].append(zen_score(model, lambda x: features(model, x), [s.batch_size, *shape[1:]],
