@@ -15,12 +15,8 @@ from common import environment, print_table, write_json
 
 from supernet.fused import FusedEngine, layout
 from supernet.resnet import SuperNet
+from supernet.runtime import rss_mb
 from supernet.space import FMNIST28, OFFICIAL_SPACE, channel_plan, iter_sample
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2 ** 20
 
 
 def main() -> None:

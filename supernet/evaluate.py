@@ -31,6 +31,7 @@ from .bn_calib import calibration_set, recalibrate
 from .config import load_config
 from .data import build_loaders
 from .resnet import SuperNet, load_weights
+from .runtime import rss_mb
 from .space import Arch, NetConfig, channel_plan
 from .supernet_train import net_config
 
@@ -271,7 +272,12 @@ class Journal(journal.Journal):
         super().__init__(path, header, valid=_valid_score)
 
     def add(self, key: str, arch: Arch, sc: Score, seconds: float) -> None:
-        self.append({"key": key, "arch": arch.code, "acc": sc.top1, "nll": sc.nll, "s": round(seconds, 4)})
+        """``s``: seconds spent on this subnet; ``end``, ``pid`` and ``rss_mb`` let a long run's wall time and
+        memory be read back from its journals (benchmarks/eval_run.py)."""
+        rss = rss_mb()
+        self.append({"key": key, "arch": arch.code, "acc": sc.top1, "nll": sc.nll, "s": round(seconds, 4),
+                     "end": round(time.time(), 3), "pid": os.getpid(),
+                     "rss_mb": None if rss is None else round(rss, 1)})
 
 
 def _finite(v: object) -> bool:

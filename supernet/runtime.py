@@ -61,6 +61,16 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def rss_mb() -> float | None:
+    """This process's resident memory in MB (Linux /proc; None elsewhere): journals record it so a long
+    run's memory growth can be checked afterwards."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def setup_logging(rank: int = 0, level: int = logging.INFO) -> None:
     """Log to stderr; ranks other than 0 only warn, so the console shows one story."""
     root = logging.getLogger()

@@ -77,6 +77,19 @@ def test_resume_after_kill_gives_identical_submission(setup_dir, reference):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "torn last line" in r.stderr and "already done" in r.stderr
     assert json.loads((out / "submission.json").read_text()) == reference
+    # the run's cost, read back from its journal: two processes (killed, resumed), every code, memory recorded
+    summary = setup_dir / "killed_run.json"
+    r = run([sys.executable, str(ROOT / "benchmarks" / "eval_run.py"), str(out), "--archs",
+             str(setup_dir / "archs.json"), "--window", "2", "--out", str(summary)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(summary.read_text())
+    assert res["codes"] == N_CODES and res["complete"] and res["missing"] == 0
+    assert res["processes"] == 2 and res["resumed"] == 1
+    assert sum(p["subnets"] for p in res["per_process"]) == N_CODES
+    assert 0 < res["wall_hours"] < 1 and res["rss_first_mb"] > 50 and res["rss_last_mb"] > 50
+    assert "val_images" in res and res["engine"] in ("fused", "predictor", "dygraph")
+    r = run([sys.executable, str(ROOT / "benchmarks" / "eval_run.py"), str(setup_dir)])
+    assert r.returncode == 2 and "no journal" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_two_shards_merged_equal_one_run(setup_dir, reference):
