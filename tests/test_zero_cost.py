@@ -1,6 +1,7 @@
 """Zero-cost predictors against hand-computed cases, and the tool: sharded, resumable, bound to settings."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
@@ -97,6 +98,10 @@ def test_tool_shards_resume_and_refuses_other_settings(tiny_fmnist, tmp_path, ca
         sh = json.loads((tmp_path / "sh" / f"{name}.json").read_text())
         assert one == sh and [v["arch"] for v in one.values()] == CODES
         assert all(math.isfinite(v["acc"]) for v in one.values())
+    rows = list(csv.DictReader((tmp_path / "sh" / "table.csv").open()))  # the same values as a CSV table
+    assert [r["arch"] for r in rows] == CODES
+    zen = json.loads((tmp_path / "one" / "zen.json").read_text())
+    assert [float(r["zen"]) for r in rows] == [v["acc"] for v in zen.values()]
     capsys.readouterr()
     assert tool.main([*base, "--out", str(tmp_path / "one")]) == 0  # everything done: nothing rescored
     assert "0 to score" in capsys.readouterr().err

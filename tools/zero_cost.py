@@ -7,7 +7,8 @@
 Each code's network is built standalone at random initialisation (seeded) on the proxy's input
 (Fashion-MNIST 28x28, widths / --width-divisor); definitions and papers in supernet/zero_cost.py.
 Writes DIR/<predictor>.json in the official form (``acc`` = the score, higher = predicted better) for
-zen, naswot, synflow, grad_norm, snip, macs and params, DIR/table.json with every value per code, and
+zen, naswot, synflow, grad_norm, snip, macs and params, DIR/table.json and DIR/table.csv with every value
+per code, and
 DIR/zero_cost.meta.json naming the network (rank_corr refuses a ground truth of another network).
 Finished codes go to a journal (resumable like eval_subnets; another setting's journal is refused);
 shards write their own journals into the same DIR and whichever finds every code done writes the files.
@@ -15,6 +16,8 @@ shards write their own journals into the same DIR and whichever finds every code
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import logging
 import math
 import sys
@@ -31,7 +34,7 @@ from supernet import archfile  # noqa: E402
 from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, shard  # noqa: E402
 from supernet.data import DataError, build_loaders  # noqa: E402
 from supernet.journal import Journal, JournalError, read_journals  # noqa: E402
-from supernet.runtime import atomic_write_json, setup_logging  # noqa: E402
+from supernet.runtime import atomic_write_bytes, atomic_write_json, setup_logging  # noqa: E402
 from supernet.space import FMNIST28, WIDTH_DIVISORS, count_cost  # noqa: E402
 from supernet.supernet_train import net_config  # noqa: E402
 from supernet.zero_cost import PREDICTORS, ZeroCostSettings, score_all  # noqa: E402
@@ -61,6 +64,12 @@ def write_outputs(out: Path, keys: "OrderedDict[str, str]", done: dict[str, dict
     atomic_write_json(out / "zero_cost.meta.json", {"network": {"dataset": "fmnist", "width_divisor": width_divisor,
                                                                  "input_size": input_size}, "codes": len(keys)})
     atomic_write_json(out / "table.json", {k: {"arch": c, **{n: done[c][n] for n in which}} for k, c in keys.items()})
+    rows = io.StringIO()  # the same table for pandas/spreadsheets (and compact enough to commit compressed)
+    w = csv.writer(rows, lineterminator="\n")
+    w.writerow(["key", "arch", *which])
+    for k, c in keys.items():
+        w.writerow([k, c, *("" if done[c][n] is None else repr(done[c][n]) for n in which)])
+    atomic_write_bytes(out / "table.csv", rows.getvalue().encode())
     return notes
 
 
