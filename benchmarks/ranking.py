@@ -8,7 +8,8 @@ bootstrap 95 % interval over codes (tools/rank_corr.py): with a few dozen codes,
 are noise, and the interval says so. Recipes of the challenge's winning teams are variants (issue 15):
 rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count in the budget), finetune
 (1st; from a full model trained standalone first, whose minutes are added to train_min). BN recalibration is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every
-scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by).
+scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by), and blended by rank with
+a zero-cost predictor fixed in advance (--blend-with, params by default; tools/blend.py).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
 
   python benchmarks/ranking.py [--train-images 10000] [--epochs 3] [--val-images 5000] \
@@ -31,11 +32,13 @@ from supernet.config import load_config
 from supernet.runtime import setup
 from supernet.space import FMNIST28
 from supernet.supernet_train import fewshot_group_config, net_config, train_supernet
+from supernet.zero_cost import PREDICTORS
 
 import sys
 
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
+import blend  # noqa: E402
 import eval_subnets  # noqa: E402
 import rank_corr  # noqa: E402
 
@@ -68,6 +71,7 @@ VARIANTS: dict[str, list[str]] = {
 BASE_CONFIG = {"finetune": "fmnist_finetune.yaml"}  # variants trained from another config than --config
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
+ZC_FILES = [*PREDICTORS, "macs", "params"]  # tools/zero_cost.py's <name>.json files
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
 
 
@@ -135,6 +139,9 @@ def main() -> None:
                                        "(default: computed here for the GT codes, about a second per code)")
     p.add_argument("--full-model", help="finetune: a full-network standalone checkpoint to start from (default: "
                                         "trained here by pretrain.py with the proxy protocol, ~5 CPU-min)")
+    p.add_argument("--blend-with", default="params",
+                   help="also report each scoring blended by rank with this zero-cost predictor (tools/blend.py); "
+                        "'' for none. Fixed before measuring, never tuned on the ground truth")
     p.add_argument("--out", default="benchmarks/results/ranking.json")
     a = p.parse_args()
     gt = Path(a.gt)
@@ -154,6 +161,8 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"error: --variants: unknown {unknown} (known: {', '.join(VARIANTS)})")
+    if a.blend_with and a.blend_with not in ZC_FILES:
+        raise SystemExit(f"error: --blend-with: unknown predictor {a.blend_with!r} (known: {', '.join(ZC_FILES)})")
     if a.full_model and not Path(a.full_model).is_file():
         raise SystemExit(f"error: --full-model {a.full_model} does not exist")
     full_path, full_min = ((Path(a.full_model), 0.0) if a.full_model else full_model(work)) if "finetune" in names \
@@ -191,6 +200,12 @@ def main() -> None:
                 rows.append(row)
                 details[f"{name}_k{k}_{rank_by}"] = {"config_overrides": overrides, "config": str(config),
                                                      **{k2: v for k2, v in res.items() if k2 != "_points"}}
+                if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
+                    mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
+                    blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
+                    bres = rank_corr.compare(str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost)
+                    rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
+                                 "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
                 print_table("so far", rows, list(row))
     floor = res["floor"]  # the zero-cost floor depends only on the ground-truth codes, the same for every row
     for fname, f in floor.items():

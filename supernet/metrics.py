@@ -90,6 +90,23 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return pearson(_avg_ranks(np.asarray(x, np.float64)), _avg_ranks(np.asarray(y, np.float64)))
 
 
+def rank_blend(scores: Sequence[Sequence[float]], weights: Sequence[float] | None = None) -> list[float]:
+    """Weighted mean of each predictor's normalised rank (0 = worst, 1 = best; ties share their mean rank).
+
+    Ranks, not raw values: a supernet's loss and a parameter count live on unrelated scales, and only
+    their orders matter for Kendall tau. Uses no ground truth, so a blend is a legitimate submission."""
+    if not scores:
+        raise ValueError("rank_blend: nothing to blend")
+    n = len(scores[0])
+    if any(len(s) != n for s in scores):
+        raise ValueError("rank_blend: predictors differ in length")
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
+    if len(w) != len(scores) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("rank_blend: need one non-negative weight per predictor, not all zero")
+    ranks = [_avg_ranks(np.asarray(s, np.float64)) / max(1, n - 1) for s in scores]
+    return (sum(wi * r for wi, r in zip(w, ranks)) / w.sum()).tolist()
+
+
 def top_k_overlap(pred: Sequence[float], gt: Sequence[float], k: int) -> float:
     """|top-k by prediction ∩ top-k by ground truth| / k."""
     k = min(k, len(pred))

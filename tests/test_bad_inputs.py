@@ -19,6 +19,7 @@ from conftest import ROOT, run_env, write_idx
 
 sys.path.insert(0, str(ROOT / "tools"))
 import arch_files  # noqa: E402
+import blend  # noqa: E402
 import decode_arch  # noqa: E402
 import export_subnet  # noqa: E402
 import gt_campaign  # noqa: E402
@@ -87,6 +88,8 @@ def d(tmp_path_factory) -> Path:
     w("gt_d8.protocol.json", json.dumps({**V2_PROTOCOL, "width_divisor": 8, "max_epoch": 4}))
     w("pred4.json", (d / "scores.json").read_text())
     w("pred4.meta.json", json.dumps({"network": {"dataset": "fmnist", "width_divisor": 4, "input_size": 28}}))
+    w("pred8.json", (d / "scores.json").read_text())
+    w("pred8.meta.json", json.dumps({"network": {"dataset": "fmnist", "width_divisor": 8, "input_size": 28}}))
     w("gt_v2.json", json.dumps({"arch1": {"arch": CODES[1], "acc": 90.0, "per_seed": {"0": 90.0}}}))
     w("gt_v2.protocol.json", json.dumps(V2_PROTOCOL))
     # an eval output folder holding another arch set's submission, one holding a garbage journal
@@ -226,6 +229,17 @@ CASES = [
     ("proxy-val-zero", run_proxy.main, ["--val-images", "0"], "--val-images"),
     ("proxy-gt-other-network", run_proxy.main, ["--gt", f"{P}/gt_v2.json", "--out", f"{P}/proxy"],
      "width_divisor 8 vs 4"),
+    ("blend-one-input", blend.main, [f"{P}/b.json", f"{P}/scores.json"], "at least two"),
+    ("blend-other-codes", blend.main, [f"{P}/b.json", f"{P}/scores.json", f"{P}/eval_other/submission.json"],
+     "different codes"),
+    ("blend-other-network", blend.main, [f"{P}/b.json", f"{P}/scores.json", f"{P}/pred4.json", f"{P}/pred8.json"],
+     "width_divisor"),
+    ("blend-weights", blend.main, [f"{P}/b.json", f"{P}/scores.json", f"{P}/gt.json", "--weights", "1,-1"],
+     "--weights"),
+    ("blend-weights-count", blend.main, [f"{P}/b.json", f"{P}/scores.json", f"{P}/gt.json", "--weights", "1"],
+     "--weights"),
+    ("blend-into-input", blend.main, [f"{P}/scores.json", f"{P}/scores.json", f"{P}/gt.json"], "also an input"),
+    ("blend-nan", blend.main, [f"{P}/b.json", f"{P}/nan_acc.json", f"{P}/scores.json"], "finite"),
     ("campaign-seeds", gt_campaign.main, ["--gt", f"{P}/c.json", "--codes", f"{P}/archs.json", "--seeds", "a,b"],
      "--seeds"),
     ("campaign-protocol", gt_campaign.main, ["--gt", f"{P}/gt_d8.json", "--codes", f"{P}/archs.json"],

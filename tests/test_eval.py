@@ -1,4 +1,5 @@
 """Scoring many subnets: resume after a kill, shards, launcher, bad inputs, rank correlation, export."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,10 +12,12 @@ from scipy import stats
 
 from conftest import ROOT, run_and_kill, run_env, write_idx
 from supernet.config import load_config
-from supernet.metrics import bootstrap_tau_diff, kendall_tau_b, pearson, spearman, top_k_overlap
+from supernet.metrics import bootstrap_tau_diff, kendall_tau_b, pearson, rank_blend, spearman, top_k_overlap
 from supernet.resnet import ResNet48, SuperNet
 from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample
 from supernet.supernet_train import save_supernet
+
+sys.path.insert(0, str(ROOT / "tools"))
 
 N_CODES = 24
 
@@ -241,6 +244,38 @@ def test_bootstrap_tau_difference():
     assert backwards["diff"] == -2.0 and backwards["p_ahead"] == 0.0
     with pytest.raises(ValueError):
         bootstrap_tau_diff(gt[:5], gt, gt)
+
+
+def test_rank_blend_by_hand():
+    # ranks 0..1: a = [0, .5, 1], b = [1, 0, .5] (ties in c share their mean rank)
+    assert rank_blend([[1, 2, 3], [30, 10, 20]]) == pytest.approx([0.5, 0.25, 0.75])
+    assert rank_blend([[1, 2, 3], [30, 10, 20]], [3, 1]) == pytest.approx([0.25, 0.375, 0.875])
+    assert rank_blend([[5, 5, 9]]) == pytest.approx([0.25, 0.25, 1.0])
+    assert rank_blend([[1, 2, 3], [3, 2, 1]], [0, 1]) == pytest.approx([1.0, 0.5, 0.0])
+    for bad in (([[1, 2], [1, 2, 3]], None), ([[1, 2]], [1, 1]), ([[1, 2]], [0]), ([[1, 2]], [-1])):
+        with pytest.raises(ValueError):
+            rank_blend(*bad)
+
+
+def test_blend_tool_writes_ranks_and_record(tmp_path):
+    import blend
+
+    codes = [a.code for a in iter_sample(OFFICIAL_SPACE, 4, seed=3)]
+    a = {f"arch{i + 1}": {"arch": c, "acc": float(i)} for i, c in enumerate(codes)}  # 0 1 2 3
+    b = {f"k{i}": {"arch": c, "acc": float(-i * i)} for i, c in enumerate(reversed(codes))}  # other keys, order
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    net = {"network": {"dataset": "fmnist", "width_divisor": 8, "input_size": 28}}
+    (tmp_path / "a.meta.json").write_text(json.dumps(net))
+    assert blend.main([str(tmp_path / "c.json"), str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = json.loads((tmp_path / "c.json").read_text())
+    assert list(out) == list(a) and [v["arch"] for v in out.values()] == codes  # keyed like the first file
+    # b by code: codes[3] -> 0, codes[2] -> -1, codes[1] -> -4, codes[0] -> -9, i.e. the same order as a
+    assert [v["acc"] for v in out.values()] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    meta = json.loads((tmp_path / "c.meta.json").read_text())
+    assert meta["network"] == net["network"] and meta["codes"] == 4
+    assert [m["sha256"] for m in meta["blend"]] == [hashlib.sha256((tmp_path / f).read_bytes()).hexdigest()
+                                                    for f in ("a.json", "b.json")]
 
 
 def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
