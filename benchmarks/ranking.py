@@ -55,6 +55,7 @@ VARIANTS: dict[str, list[str]] = {
     "sandwich_no_kd": ["sandwich.inplace_distill=false", _45K],
     "kd_half": ["sandwich.distill_weight=0.5"],  # half KD, half hard-label CE for the distilled subnets
     "kd_late": ["sandwich.distill_after=0.5"],  # hard labels for the first half, in-place KD after
+    "lr_high": ["train.lr=0.2"],  # twice the default peak learning rate (per 256 images)
     "rank_macs": ["sandwich.rank_weight=1.0"],  # RD-NAS margin ranking loss towards the MACs order
     # issue 15: the winning teams' recipes. {epochs} etc. are filled in from the budget (see budget_fields).
     "rank_ramp": ["sandwich.rank_weight=2.0", "sandwich.rank_ramp_epochs={epochs}"],  # PGONAS: min(2, epoch/10)
