@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import rank_corr  # noqa: E402
 
 import eval_subnets  # noqa: E402
+import zero_cost as zero_cost_tool  # noqa: E402  (tools/zero_cost.py)
 
 log = logging.getLogger("run_proxy")
 
@@ -112,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     outputs = {"supernet": ckpt, "submission": submission, "training log": out / "supernet" / "log.jsonl"}
     if gt is not None:
         log.info("[4/4] rank correlation against %s", gt)
-        res = rank_corr.compare(str(submission), str(gt), "fmnist28")
+        zc_dir = out / "zero_cost"  # the floor: the best zero-cost predictor on these codes (~0.5 s per code)
+        rc = zero_cost_tool.main([str(codes), "--out", str(zc_dir), "--width-divisor", str(nc.width_divisor),
+                                  *(["--data_dir", cfg["data"]["data_dir"]] if cfg["data"]["data_dir"] else [])])
+        if rc:
+            return rc
+        res = rank_corr.compare(str(submission), str(gt), "fmnist28", zc_dir=str(zc_dir))
         rank_corr.plot(res, str(out / "scatter.png"), rank_corr.score_label(submission))
         report = {k: v for k, v in res.items() if k != "_points"}
         atomic_write_json(out / "rank_corr.json", report)

@@ -77,11 +77,13 @@ RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subne
 
 
 def _vs(res: dict) -> dict:
-    """Kendall tau minus the best zero-cost predictor's, with its paired-bootstrap 95 % interval over codes."""
+    """Kendall tau minus the best zero-cost predictor's and minus MACs', with paired-bootstrap 95 % intervals over codes."""
     vs = res["vs_zero_cost"]
     if vs is None:  # more than rank_corr bootstraps
         return {}
-    return {"best_zc": vs["against"], "tau_minus_zc": vs["diff"], "ci95": f"[{vs['lo']:+.2f}, {vs['hi']:+.2f}]", "p_ahead": vs["p_ahead"]}
+    m = res.get("vs_macs") or vs  # MACs may itself be the best zero-cost predictor
+    return {"best_zc": vs["against"], "tau_minus_zc": vs["diff"], "ci95": f"[{vs['lo']:+.2f}, {vs['hi']:+.2f}]",
+            "p_ahead": vs["p_ahead"], "minus_macs": m["diff"], "ci95_macs": f"[{m['lo']:+.2f}, {m['hi']:+.2f}]"}
 
 
 def budget_fields(epochs: int, full_model: Path) -> dict[str, object]:
@@ -214,8 +216,8 @@ def main() -> None:
                      "spearman": f["spearman"]})
     print_table(f"ranking on {gt.name}: {a.train_images} training images x {a.epochs} epochs per supernet, "
                 f"{a.val_images} evaluation images", rows,
-                ["variant", "calib_K", "rank_by", "n", "kendall", "pearson", "spearman", "best_zc", "tau_minus_zc", "ci95",
-                 "p_ahead", "train_min", "score_min"])
+                ["variant", "calib_K", "rank_by", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "best_zc",
+                 "tau_minus_zc", "ci95", "p_ahead", "train_min", "score_min"])
     write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details,
                        "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
 

@@ -27,6 +27,10 @@ def test_run_proxy_end_to_end(tmp_path):
     report = json.loads((out / "rank_corr.json").read_text())
     assert report["n"] == len(json.loads(dev_gt.read_text()))
     assert "scatter plot" in r.stdout and "submission" in r.stdout
+    # the floor is the best zero-cost predictor on the same codes, and the last lines say where MACs stands
+    assert {"macs", "params", "zen", "naswot", "synflow", "grad_norm", "snip"} <= set(report["floor"])
+    assert report["vs_zero_cost"]["against"] == max(report["floor"], key=lambda k: report["floor"][k]["kendall"])
+    assert "kendall minus macs's" in r.stdout or report["vs_zero_cost"]["against"] == "macs"
     # a second run reuses what is done: no retraining, no rescoring
     r2 = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900)
     assert r2.returncode == 0, r2.stderr[-3000:]
