@@ -39,3 +39,14 @@ def test_report_marks_gt_codes_and_lists_top(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "report.py"), str(sub), "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--net" in r.stderr and "Traceback" not in r.stderr
+    # a zero-cost predictor's file: the folder's zero_cost.meta.json gives the network, the axis says what it is
+    zc = tmp_path / "zc"
+    zc.mkdir()
+    archfile.write_official(zc / "params.json", archs, {k: float(count_cost(a, FMNIST28).params) for k, a in archs.items()})
+    (zc / "zero_cost.meta.json").write_text(json.dumps(
+        {"network": {"dataset": "fmnist", "width_divisor": 8, "input_size": 28}, "codes": 300}))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "report.py"), str(zc / "params.json"), "--out",
+                        str(zc / "rep")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((zc / "rep.json").read_text())
+    assert res["network"]["width_divisor"] == 8 and res["score_label"] == "params (zero-cost score)"

@@ -5,7 +5,8 @@ marked, the rank correlation of the ground-truth codes inside the run, and the t
       --out output/eval45k/report          # writes report.png and report.json, prints a summary
 
 The network (for MACs) comes from the submission's record (``submission.meta.json``, written by
-eval_subnets.py and kept by ``tools/arch_files.py merge``); pass --net/--width-divisor for a bare file.
+eval_subnets.py and kept by ``tools/arch_files.py merge``, or tools/zero_cost.py's ``zero_cost.meta.json``,
+so a zero-cost predictor's file is reported the same way); pass --net/--width-divisor for a bare file.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ BASES = {"fmnist": FMNIST28, "fmnist28": FMNIST28, "imagenet": IMAGENET}
 
 def network_of(pred: Path, net: str | None, divisor: int | None) -> NetConfig:
     """The run's network: from its record, else from --net/--width-divisor."""
-    meta = pred.with_name(pred.stem + ".meta.json")
+    meta = rank_corr.network_record(pred)  # eval_subnets' <name>.meta.json, or zero_cost.meta.json
     rec = {}
     if meta.is_file():
         try:
