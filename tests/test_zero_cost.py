@@ -98,6 +98,9 @@ def test_tool_shards_resume_and_refuses_other_settings(tiny_fmnist, tmp_path, ca
         sh = json.loads((tmp_path / "sh" / f"{name}.json").read_text())
         assert one == sh and [v["arch"] for v in one.values()] == CODES
         assert all(math.isfinite(v["acc"]) for v in one.values())
+    recs = [json.loads(line) for j in sorted((tmp_path / "sh").glob("journal*.jsonl"))
+            for line in j.read_text().splitlines()[1:]]
+    assert len(recs) == 3 and all(r["end"] > r["s"] > 0 and r["pid"] > 0 for r in recs)  # zc_run.py's wall time
     rows = list(csv.DictReader((tmp_path / "sh" / "table.csv").open()))  # the same values as a CSV table
     assert [r["arch"] for r in rows] == CODES
     zen = json.loads((tmp_path / "one" / "zen.json").read_text())

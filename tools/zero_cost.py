@@ -20,6 +20,7 @@ import csv
 import io
 import logging
 import math
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                                shape, s, which)
             cost = count_cost(arch_of[code], cfg)
             rec = {"arch": code, **{w: (v if math.isfinite(v) else None) for w, v in scores.items()},
-                   "macs": cost.macs, "params": cost.params, "s": round(time.time() - t, 3)}
+                   "macs": cost.macs, "params": cost.params, "s": round(time.time() - t, 3),
+                   "end": round(time.time(), 3), "pid": os.getpid()}  # for benchmarks/zc_run.py's wall time
             journal.append(rec)
             bar.set_postfix(codes_per_h=f"{k / max(1e-9, time.time() - t0) * 3600:.0f}")
     finally:
