@@ -95,3 +95,16 @@ def write_json(path: str | Path, obj: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(portable(obj), indent=1) + "\n")
     print(f"\nJSON: {path}")
+
+
+def union_seconds(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of (start, stop) intervals: a run's wall time from its processes' busy spans,
+    without the gaps between a kill and its resume."""
+    total, cur = 0.0, None
+    for start, stop in sorted(spans):
+        if cur is None or start > cur[1]:
+            total += 0 if cur is None else cur[1] - cur[0]
+            cur = [start, stop]
+        else:
+            cur[1] = max(cur[1], stop)
+    return total + (cur[1] - cur[0] if cur else 0.0)

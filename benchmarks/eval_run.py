@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import print_table, write_json
+from common import print_table, union_seconds, write_json
 
 from supernet.archfile import ArchFileError, read_archs
 
@@ -64,14 +64,7 @@ def summarise(header: dict, records: list[dict], window: int) -> dict:
                      "subnets_per_hour": len(rs) / max(1e-9, stop - start) * 3600,
                      "rss_first_mb": first, "rss_last_mb": last,
                      "rss_growth": (last / first - 1) if first and len(rs) >= 2 * window else None})
-    wall, cur_start, cur_stop = 0.0, None, None
-    for start, stop in sorted(spans):  # union of the busy intervals
-        if cur_stop is None or start > cur_stop:
-            wall += 0 if cur_stop is None else cur_stop - cur_start
-            cur_start, cur_stop = start, stop
-        else:
-            cur_stop = max(cur_stop, stop)
-    wall += cur_stop - cur_start
+    wall = union_seconds(spans)
     codes = len({r["arch"] for r in records})
     longest = max(rows, key=lambda r: r["subnets"])
     growths = [r["rss_growth"] for r in rows if r["rss_growth"] is not None]

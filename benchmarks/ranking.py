@@ -32,7 +32,7 @@ from supernet.config import load_config
 from supernet.runtime import setup
 from supernet.space import FMNIST28
 from supernet.supernet_train import fewshot_group_config, net_config, train_supernet
-from supernet.zero_cost import PREDICTORS
+from supernet.zero_cost import SCORE_FILES
 
 import sys
 
@@ -72,7 +72,6 @@ VARIANTS: dict[str, list[str]] = {
 BASE_CONFIG = {"finetune": "fmnist_finetune.yaml"}  # variants trained from another config than --config
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
-ZC_FILES = [*PREDICTORS, "macs", "params"]  # tools/zero_cost.py's <name>.json files
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
 
 
@@ -164,8 +163,8 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"error: --variants: unknown {unknown} (known: {', '.join(VARIANTS)})")
-    if a.blend_with and a.blend_with not in ZC_FILES:
-        raise SystemExit(f"error: --blend-with: unknown predictor {a.blend_with!r} (known: {', '.join(ZC_FILES)})")
+    if a.blend_with and a.blend_with not in SCORE_FILES:
+        raise SystemExit(f"error: --blend-with: unknown predictor {a.blend_with!r} (known: {', '.join(SCORE_FILES)})")
     if a.full_model and not Path(a.full_model).is_file():
         raise SystemExit(f"error: --full-model {a.full_model} does not exist")
     full_path, full_min = ((Path(a.full_model), 0.0) if a.full_model else full_model(work)) if "finetune" in names \

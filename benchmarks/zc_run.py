@@ -16,15 +16,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, print_table, write_json
+from common import ROOT, print_table, union_seconds, write_json
 
 from supernet.metrics import kendall_tau_b
-from supernet.zero_cost import PREDICTORS
+from supernet.zero_cost import SCORE_FILES
 
 sys.path.insert(0, str(ROOT / "tools"))
 import rank_corr  # noqa: E402
 
-NAMES = [*PREDICTORS, "macs", "params"]
+NAMES = list(SCORE_FILES)
 
 
 def read_records(folder: Path) -> list[dict]:
@@ -42,18 +42,16 @@ def read_records(folder: Path) -> list[dict]:
 
 
 def wall(records: list[dict]) -> dict | None:
-    """Union of the processes' busy intervals, when every record says when it finished and in which process."""
+    """Wall time as benchmarks/eval_run.py counts it (union of each process's busy span), when every record
+    says when it finished and in which process."""
     if not all("end" in r and "pid" in r for r in records):
         return None
-    spans = sorted((r["end"] - r["s"], r["end"]) for r in records)
-    total, (lo, hi) = 0.0, spans[0]
-    for a, b in spans[1:]:
-        if a > hi:
-            total, lo = total + hi - lo, a
-        hi = max(hi, b)
-    hours = (total + hi - lo) / 3600
-    return {"wall_hours": hours, "codes_per_hour": len(records) / hours,
-            "processes": len({(r["journal"], r["pid"]) for r in records})}
+    procs: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        procs.setdefault((r["journal"], r["pid"]), []).append(r)
+    hours = union_seconds([(min(r["end"] - r["s"] for r in rs), max(r["end"] for r in rs))
+                           for rs in procs.values()]) / 3600
+    return {"wall_hours": hours, "codes_per_hour": len(records) / max(1e-9, hours), "processes": len(procs)}
 
 
 def main() -> None:

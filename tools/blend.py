@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -24,19 +23,15 @@ from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
 from supernet.metrics import rank_blend  # noqa: E402
 from supernet.runtime import atomic_write_json  # noqa: E402
 
-from rank_corr import network_record  # noqa: E402
+from rank_corr import network_record, recorded_network  # noqa: E402
 
 
 def _network(path: str) -> dict | None:
     """The network an input was computed for, from its record (eval_subnets / zero_cost), if any."""
-    meta = network_record(path)
-    if not meta.is_file():
-        return None
     try:
-        net = json.loads(meta.read_text(encoding="utf-8"))["network"]
-        return {k: net[k] for k in ("dataset", "width_divisor", "input_size")}
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise archfile.ArchFileError(f"{meta} is not a readable record of {path}'s network ({e})") from e
+        return recorded_network(network_record(path))
+    except ValueError as e:
+        raise archfile.ArchFileError(str(e)) from e
 
 
 def weights_arg(text: str) -> list[float]:

@@ -37,17 +37,29 @@ def network_record(pred_path: str | Path) -> Path:
     return meta if meta.is_file() else Path(pred_path).with_name("zero_cost.meta.json")
 
 
-def network_mismatch(meta: Path, gt_path: str) -> str | None:
-    """Predictions record their network (``meta``); a ground-truth file made by pretrain/gt_campaign has a
-    protocol. When both are known they must agree."""
+def recorded_network(meta: Path) -> dict | None:
+    """``{dataset, width_divisor, input_size}`` from a predictions record, None when there is no record;
+    ValueError when the record cannot be read."""
     if not meta.is_file():
         return None
     try:
         net = json.loads(meta.read_text(encoding="utf-8"))["network"]
-        return groundtruth.supernet_mismatch(gt_path, int(net["width_divisor"]), int(net["input_size"]),
-                                             str(net["dataset"]))
+        return {"dataset": str(net["dataset"]), "width_divisor": int(net["width_divisor"]),
+                "input_size": int(net["input_size"])}
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        return f"{meta} is not a readable record of the predictions' network ({e})"
+        raise ValueError(f"{meta} is not a readable record of the predictions' network ({e})") from e
+
+
+def network_mismatch(meta: Path, gt_path: str) -> str | None:
+    """Predictions record their network (``meta``); a ground-truth file made by pretrain/gt_campaign has a
+    protocol. When both are known they must agree."""
+    try:
+        net = recorded_network(meta)
+    except ValueError as e:
+        return str(e)
+    if net is None:
+        return None
+    return groundtruth.supernet_mismatch(gt_path, net["width_divisor"], net["input_size"], net["dataset"])
 
 
 def zero_cost_files(zc_dir: str | Path | None, codes: list[str], gt_path: str | None = None) -> dict[str, list[float]]:
