@@ -65,6 +65,11 @@ VARIANTS: dict[str, list[str]] = {
     "bias_large": ["sandwich.bias_pool=400"],  # 1st place: the largest of 400 samples, a random one every 3rd step
     # 2nd place: split on stage-3 depth after one-shot training; one-shot epochs + 2 groups x 1 epoch = the budget
     "fewshot": ["fewshot.split_on=[{stage: 3, at: 5}]", "fewshot.epochs=1", "train.epochs={epochs_minus_2}"],
+    # the same split on stage-4 depth (2nd place keyed its splits on stage-3/4 depth; 2-3 vs 4-5 blocks)
+    "fewshot_s4": ["fewshot.split_on=[{stage: 4, at: 4}]", "fewshot.epochs=1", "train.epochs={epochs_minus_2}"],
+    # ours (session 8): stage depths drawn in proportion to their place in the range, so the last blocks of
+    # each stage (under uniform depths: the last of stage 4 in a quarter of the random subnets) train more
+    "depth_deep": ["sandwich.depth_sampling=deep"],
     # 1st place: fine-tune from a trained full model with it as frozen teacher (configs/fmnist_finetune.yaml);
     # the full model is trained standalone first (pretrain.py, the GT protocol), its cost reported apart
     "finetune": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}"],

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .space import SPACES, WIDTH_DIVISORS
+from .space import DEPTH_BIASES, SPACES, WIDTH_DIVISORS
 from .zero_cost import PREDICTORS
 
 # Spaces a supernet can train on (the untied one has no shared weights for its residual widths), and
@@ -70,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
         "rank_ramp_epochs": 0.0,  # >0: the ranking loss weight grows linearly from 0 to rank_weight over these epochs
         "bias_pool": 0,  # >0: random subnets are the num_random largest (MACs) of this many samples (1st place)
         "bias_random_every": 3,  # with bias_pool: every N-th step adds one uniform random subnet (0: never)
+        "depth_sampling": "uniform",  # uniform | deep: depth d of a stage drawn in proportion to d - min + 1
         "rank_prior": "macs",  # the ranking loss's order: macs | params | zen | naswot | synflow | grad_norm | snip
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
@@ -194,6 +195,7 @@ SCHEMA: dict[str, tuple] = {
     "sandwich.rank_margin": (_NUM, _ge(0)),
     "sandwich.rank_ramp_epochs": (_NUM, _ge(0)), "sandwich.bias_pool": (_INT, _ge(0)),
     "sandwich.bias_random_every": (_INT, _ge(0)),
+    "sandwich.depth_sampling": (_STR, (lambda v: v in DEPTH_BIASES, " or ".join(DEPTH_BIASES))),
     "sandwich.rank_prior": (_STR, (lambda v: v in RANK_PRIORS, ", ".join(RANK_PRIORS))),
     "sandwich.teacher": (_STR + (None,), None),
     "sandwich.teacher_code": (_STR + (None,), None),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -178,6 +179,8 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     m, d, t, sw = cfg["model"], cfg["data"], cfg["train"], cfg["sandwich"]
     ncfg = net_config(m)
     space = get_space(sw["space"])
+    if sw["depth_sampling"] != "uniform":
+        space = dataclasses.replace(space, name=f"{space.name}+{sw['depth_sampling']}", depth_bias=sw["depth_sampling"])
     rules, group = fewshot.parse_rules(cfg["fewshot"]["split_on"]), cfg["fewshot"]["group"]
     if group is not None:
         if not rules:

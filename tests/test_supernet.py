@@ -145,6 +145,27 @@ def test_biased_sandwich_takes_the_largest_of_a_pool_and_a_random_one_every_kth_
         assert biased == sorted(biased, reverse=True) and min(biased) > np.median(plain)
 
 
+def test_deep_depth_sampling_trains_the_last_blocks_more_and_uniform_is_unchanged():
+    import dataclasses
+    import random
+
+    deep = dataclasses.replace(FULL_SPACE, depth_bias="deep")
+    rng_a, rng_b = random.Random(3), random.Random(3)
+    n = 4000
+    uni = [FULL_SPACE.sample(rng_a).depths for _ in range(n)]
+    # uniform draws are the historical randint draws (runs without the switch stay bit-identical)
+    rng_c = random.Random(3)
+    first = rng_c.randint(2, 5), rng_c.randint(2, 5), rng_c.randint(2, 8), rng_c.randint(2, 5)
+    assert uni[0] == first
+    biased = [deep.sample(rng_b).depths for _ in range(n)]
+    share = lambda ds, s, d: sum(x[s] == d for x in ds) / n  # noqa: E731
+    assert abs(share(uni, 3, 5) - 0.25) < 0.03 and abs(share(biased, 3, 5) - 0.4) < 0.03
+    assert abs(share(biased, 3, 2) - 0.1) < 0.02 and abs(share(biased, 2, 8) - 7 / 28) < 0.03
+    assert all(FULL_SPACE.contains(a) for a in (deep.sample(rng_b) for _ in range(50)))
+    with pytest.raises(ValueError, match="depth_bias"):
+        dataclasses.replace(FULL_SPACE, depth_bias="shallow")
+
+
 def test_rank_weight_ramp():
     from supernet.supernet_train import rank_weight_at
 
@@ -320,19 +341,20 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
     for name, over in (("plain", []), ("zero", ["sandwich.rank_weight=0"]), ("ranked", ["sandwich.rank_weight=1.0"]),
                        ("zen", ["sandwich.rank_weight=1.0", "sandwich.rank_prior=zen"]),
                        ("ramped", ["sandwich.rank_weight=1.0", "sandwich.rank_ramp_epochs=2"]),
-                       ("biased", ["sandwich.bias_pool=50"])):
+                       ("biased", ["sandwich.bias_pool=50"]), ("deep", ["sandwich.depth_sampling=deep"]),
+                       ("uniform", ["sandwich.depth_sampling=uniform"])):
         cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml",
                           tiny + over + ["train.eval_codes=0", "train.epochs=1", f"train.output_dir={tmp_path / name}"])
         train_supernet(cfg, ctx)
         records = [json.loads(l) for l in (tmp_path / name / "log.jsonl").read_text().splitlines()]
         losses[name] = [r["loss_random"] for r in records if r["kind"] == "train"]
-    assert losses["plain"] and losses["zero"] == losses["plain"]
+    assert losses["plain"] and losses["zero"] == losses["plain"] == losses["uniform"]
     assert all(np.isfinite(losses["ranked"]))
     weights = {k: paddle.load(str(tmp_path / k / "supernet.pdparams")) for k in losses}
     first = next(iter(weights["plain"]))
     assert np.array_equal(weights["zero"][first].numpy(), weights["plain"][first].numpy())
     assert any(not np.array_equal(weights["ranked"][k].numpy(), v.numpy()) for k, v in weights["plain"].items())
-    for switched, base in (("zen", "ranked"), ("ramped", "ranked"), ("biased", "plain")):
+    for switched, base in (("zen", "ranked"), ("ramped", "ranked"), ("biased", "plain"), ("deep", "plain")):
         assert any(not np.array_equal(weights[switched][k].numpy(), v.numpy()) for k, v in weights[base].items()), \
             f"{switched} trained the same weights as {base}"
 
