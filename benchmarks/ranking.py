@@ -214,6 +214,10 @@ def main() -> None:
                     rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
                                  "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
                 print_table("so far", rows, list(row))
+        # after each variant, so a stopped run leaves what it measured (marked incomplete)
+        write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": False,
+                           "done_variants": names[: names.index(name) + 1], "gt_file": str(gt),
+                           "gt_entries": len(json.loads(gt.read_text()))})
     floor = res["floor"]  # the zero-cost floor depends only on the ground-truth codes, the same for every row
     for fname, f in floor.items():
         rows.append({"variant": f"{fname} (zero-cost)", "n": f["n"], "kendall": f["kendall"], "pearson": f["pearson"],
@@ -222,8 +226,8 @@ def main() -> None:
                 f"{a.val_images} evaluation images", rows,
                 ["variant", "calib_K", "rank_by", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "best_zc",
                  "tau_minus_zc", "ci95", "p_ahead", "train_min", "score_min"])
-    write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details,
-                       "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
+    write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": True,
+                       "done_variants": names, "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
 
 
 if __name__ == "__main__":
