@@ -10,6 +10,7 @@ rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count i
 (1st; from a full model trained standalone first, whose minutes are added to train_min). BN recalibration is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every
 scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by), and blended by rank with
 a zero-cost predictor fixed in advance (--blend-with, params by default; tools/blend.py).
+--gt-metrics top1,ce also ranks the ground truth by test cross-entropy (less noisy on the v3 proxy).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
 
   python benchmarks/ranking.py [--train-images 10000] [--epochs 3] [--val-images 5000] \
@@ -149,6 +150,9 @@ def main() -> None:
     p.add_argument("--blend-with", default="params",
                    help="also report each scoring blended by rank with this zero-cost predictor (tools/blend.py); "
                         "'' for none. Fixed before measuring, never tuned on the ground truth")
+    p.add_argument("--gt-metrics", default="top1",
+                   help="comma-separated ground-truth rankings to report: top1 (mean top-1, the official 'acc') "
+                        "and/or ce (minus mean test cross-entropy); one row per supernet ranking and GT metric")
     p.add_argument("--out", default="benchmarks/results/ranking.json")
     a = p.parse_args()
     gt = Path(a.gt)
@@ -163,7 +167,10 @@ def main() -> None:
                             "--width-divisor", str(groundtruth.network_of(gt, FMNIST28).width_divisor)])
         if r.returncode:
             raise SystemExit(f"zero-cost predictors failed on {gt} (exit {r.returncode})")
-    rows, details = [], {}
+    rows, details, floors = [], {}, {}
+    gt_metrics = a.gt_metrics.split(",")
+    if not gt_metrics or any(m not in groundtruth.GT_METRICS for m in gt_metrics):
+        raise SystemExit(f"error: --gt-metrics: {a.gt_metrics!r} is not a list of {', '.join(groundtruth.GT_METRICS)}")
     names = a.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -198,33 +205,35 @@ def main() -> None:
                     raise SystemExit(f"scoring failed for {name} K={k}")
                 sub = out / f"submission_{rank_by}.json"
                 (out / "submission.json").replace(sub)
-                res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost)
-                if name == "default" and k == 4 and rank_by == "loss":
-                    rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
-                row = {"variant": name, "calib_K": k, "rank_by": rank_by, "n": res["n"], "kendall": res["kendall"],
-                       "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res), "train_min": train_min,
-                       "score_min": (time.time() - t) / 60}
-                rows.append(row)
-                details[f"{name}_k{k}_{rank_by}"] = {"config_overrides": overrides, "config": str(config),
-                                                     **{k2: v for k2, v in res.items() if k2 != "_points"}}
-                if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
-                    mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
-                    blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
-                    bres = rank_corr.compare(str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost)
-                    rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
-                                 "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
-                print_table("so far", rows, list(row))
+                for gm in gt_metrics:
+                    res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm)
+                    floors[gm] = res["floor"]
+                    if name == "default" and k == 4 and rank_by == "loss" and gm == gt_metrics[0]:
+                        rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
+                    row = {"variant": name, "calib_K": k, "rank_by": rank_by, "gt_metric": gm, "n": res["n"], "kendall": res["kendall"],
+                           "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res), "train_min": train_min,
+                           "score_min": (time.time() - t) / 60}
+                    rows.append(row)
+                    details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {"config_overrides": overrides, "config": str(config),
+                                                         **{k2: v for k2, v in res.items() if k2 != "_points"}}
+                    if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
+                        mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
+                        blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
+                        bres = rank_corr.compare(str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm)
+                        rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
+                                     "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
+                    print_table("so far", rows, list(row))
         # after each variant, so a stopped run leaves what it measured (marked incomplete)
         write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": False,
                            "done_variants": names[: names.index(name) + 1], "gt_file": str(gt),
                            "gt_entries": len(json.loads(gt.read_text()))})
-    floor = res["floor"]  # the zero-cost floor depends only on the ground-truth codes, the same for every row
-    for fname, f in floor.items():
-        rows.append({"variant": f"{fname} (zero-cost)", "n": f["n"], "kendall": f["kendall"], "pearson": f["pearson"],
-                     "spearman": f["spearman"]})
+    for gm, floor in floors.items():  # the zero-cost floor depends only on the GT codes and metric
+        for fname, f in floor.items():
+            rows.append({"variant": f"{fname} (zero-cost)", "gt_metric": gm, "n": f["n"], "kendall": f["kendall"],
+                         "pearson": f["pearson"], "spearman": f["spearman"]})
     print_table(f"ranking on {gt.name}: {a.train_images} training images x {a.epochs} epochs per supernet, "
                 f"{a.val_images} evaluation images", rows,
-                ["variant", "calib_K", "rank_by", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "best_zc",
+                ["variant", "calib_K", "rank_by", "gt_metric", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "best_zc",
                  "tau_minus_zc", "ci95", "p_ahead", "train_min", "score_min"])
     write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": True,
                        "done_variants": names, "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .archfile import ArchFileError, locked, read_entries
+from .archfile import ArchFileError, clip, finite_number, locked, read_entries, read_scores
 from .runtime import atomic_write_json
 from .space import Arch, NetConfig, parse_code
 
@@ -122,6 +122,28 @@ def merge_record(gt_file: str | Path, key: str, arch: Arch, seed: int, metrics: 
         obj[key] = {"arch": arch.code, "acc": round(acc, 4), **seeds}
         atomic_write_json(p, obj)
     return obj[key]
+
+
+GT_METRICS = ("top1", "ce")  # what a ground-truth file ranks codes by: mean top-1 ('acc'), or minus mean test CE
+
+
+def gt_scores(gt_file: str | Path, metric: str = "top1") -> dict[str, float]:
+    """code -> ground-truth score, higher is better: 'acc' (mean top-1 over seeds), or minus the mean of
+    ``per_seed_ce`` (test cross-entropy; less noisy than top-1 relative to the spread between codes on the
+    v3 proxy, BENCHMARKS.md). Every entry must carry the metric: a partial ranking is refused."""
+    if metric not in GT_METRICS:
+        raise ArchFileError(f"ground-truth metric {metric!r} is not one of {', '.join(GT_METRICS)}")
+    acc = read_scores(gt_file)  # validates codes, duplicates and 'acc'
+    if metric == "top1":
+        return acc
+    out: dict[str, float] = {}
+    for k, v in read_entries(gt_file).items():
+        ces = v.get("per_seed_ce")
+        vals = [finite_number(x) for x in ces.values()] if isinstance(ces, Mapping) else []
+        if not vals or any(x is None for x in vals):
+            raise ArchFileError(f"{gt_file}: {clip(k)} has no finite per_seed_ce values; rank by top1 instead")
+        out[parse_code(v["arch"]).code] = -sum(vals) / len(vals)
+    return out
 
 
 def seeds_done(gt_file: str | Path) -> dict[str, set[int]]:

@@ -143,6 +143,8 @@ CASES = [
     ("rank-long-code", rank_corr.main, [f"{P}/long_code.txt", f"{P}/gt.json"], "100000 characters"),
     ("rank-plot-path", rank_corr.main, [f"{P}/scores.json", f"{P}/gt.json", "--plot", f"{P}/gt.json/x.png"],
      "--plot"),
+    ("rank-ce-missing", rank_corr.main, [f"{P}/scores.json", f"{P}/gt.json", "--gt-metric", "ce"],
+     "no finite per_seed_ce"),
     ("rank-other-network", rank_corr.main, [f"{P}/pred4.json", f"{P}/gt_d8.json"], "width_divisor 4 vs 8"),
     ("files-split-zero", arch_files.main, ["split", f"{P}/archs.json", "0", f"{P}/parts"], "must be >= 1"),
     ("files-merge-into-input", arch_files.main, ["merge", f"{P}/scores.json", f"{P}/scores.json"], "also an input"),

@@ -310,6 +310,29 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     assert png.stat().st_size > 10_000
 
 
+def test_ground_truth_ranked_by_test_cross_entropy(tmp_path):
+    """--gt-metric ce ranks the ground truth by minus the mean of per_seed_ce, not by top-1."""
+    from supernet.groundtruth import gt_scores
+
+    codes = [a.code for a in iter_sample(OFFICIAL_SPACE, 4, seed=5)]
+    # top-1 says 0 > 1 > 2 > 3; cross-entropy says the reverse
+    gt = {f"arch{i}": {"arch": c, "acc": 90.0 - i, "per_seed": {"1": 90.0 - i},
+                       "per_seed_ce": {"1": 0.40 - 0.01 * i, "2": 0.42 - 0.01 * i}} for i, c in enumerate(codes)}
+    g = tmp_path / "gt.json"
+    g.write_text(json.dumps(gt))
+    ce = gt_scores(g, "ce")
+    assert ce[codes[3]] == pytest.approx(-0.38) and ce[codes[0]] == pytest.approx(-0.41)
+    assert gt_scores(g, "top1") == {c: 90.0 - i for i, c in enumerate(codes)}
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({f"p{i}": {"arch": c, "acc": float(i)} for i, c in enumerate(codes)}))
+    r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pred), str(g), "--json", "--net", "fmnist28",
+             "--gt-metric", "ce"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kendall"] == pytest.approx(1.0) and json.loads(r.stdout)["gt_metric"] == "ce"
+    r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pred), str(g), "--json", "--net", "fmnist28"])
+    assert json.loads(r.stdout)["kendall"] == pytest.approx(-1.0)
+
+
 @pytest.mark.parametrize("engine", ["predictor", "fused"])
 def test_cpu_engines_agree_with_dygraph(setup_dir, engine):
     """Every engine scores a trained supernet's subnets as dygraph does (top-1 within one image of 120)."""

@@ -90,16 +90,17 @@ def zero_cost_files(zc_dir: str | Path | None, codes: list[str], gt_path: str | 
 
 
 def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None,
-            zc_dir: str | None = None) -> dict:
+            zc_dir: str | None = None, gt_metric: str = "top1") -> dict:
     """Correlations of a prediction file with the ground truth, the zero-cost floor, and paired bootstraps.
 
     ``against``: a second prediction file (e.g. another supernet); the bootstrap of tau minus its tau
-    runs over the codes all three files share.
+    runs over the codes all three files share. ``gt_metric``: rank the ground truth by mean top-1
+    ('top1', the official 'acc') or by minus mean test cross-entropy ('ce', groundtruth.gt_scores).
     """
     problem = network_mismatch(network_record(pred_path), gt_path)
     if problem:
         raise ArchFileError(problem)
-    pred, gt = read_scores(pred_path), read_scores(gt_path)
+    pred, gt = read_scores(pred_path), groundtruth.gt_scores(gt_path, gt_metric)
     other = read_scores(against) if against else None
     codes = [c for c in gt if c in pred and (other is None or c in other)]
     if len(codes) < 2:
@@ -122,6 +123,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         vs_other = {"against": against, "other_kendall": correlations(o, g)["kendall"], **bootstrap_tau_diff(p, o, g)}
     return {
         **correlations(p, g),
+        "gt_metric": gt_metric,
         "vs_zero_cost": vs,
         "vs_macs": vs_macs,  # the challenge's hard floor, when it is not the best zero-cost predictor anyway
         "vs_other": vs_other,
@@ -132,6 +134,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     }
 
 
+GT_LABELS = {"top1": "ground-truth accuracy (%)", "ce": "ground truth: minus test cross-entropy"}
 SCORE_LABELS = {"loss": "supernet score: 100·exp(−test CE) (%)", "top1": "supernet top-1 (%)"}
 
 
@@ -159,7 +162,7 @@ def plot(res: dict, path: str, pred_label: str = "prediction (as in the file)") 
                                     (axes[1], "macs", "MACs", res["floor"]["macs"])):
         ax.scatter(pts[key], pts["gt"], s=14, alpha=0.7)
         ax.set_xlabel(label)
-        ax.set_ylabel("ground-truth accuracy (%)")
+        ax.set_ylabel(GT_LABELS[res.get("gt_metric", "top1")])
         ax.set_title(f"{'prediction' if key == 'pred' else 'MACs'}: tau {fig_res['kendall']:.3f}, pearson {fig_res['pearson']:.3f}, "
                      f"n={fig_res['n']}", fontsize=10)
         ax.grid(alpha=0.3)
@@ -193,12 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
     p.add_argument("--against", help="another prediction file: paired bootstrap of the tau difference")
     p.add_argument("--zero-cost", help="folder of tools/zero_cost.py outputs: their predictors join the floor")
+    p.add_argument("--gt-metric", choices=groundtruth.GT_METRICS, default="top1",
+                   help="rank the ground truth by mean top-1 ('acc', default) or by minus mean test "
+                        "cross-entropy (per_seed_ce; less noisy on the v3 proxy)")
     a = p.parse_args(argv)
     problem = writable_file(a.plot, "--plot") if a.plot else None
     if problem:
         return fail(problem)
     try:
-        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost)
+        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost, a.gt_metric)
     except ArchFileError as e:
         return fail(str(e))
     if a.plot:
