@@ -153,6 +153,8 @@ def main() -> None:
     p.add_argument("--gt-metrics", default="top1",
                    help="comma-separated ground-truth rankings to report: top1 (mean top-1, the official 'acc') "
                         "and/or ce (minus mean test cross-entropy); one row per supernet ranking and GT metric")
+    p.add_argument("--exclude", help="an arch file of ground-truth codes to leave out (e.g. the codes an idea was "
+                                     "shaped on): every correlation is then on the held-out codes only")
     p.add_argument("--out", default="benchmarks/results/ranking.json")
     a = p.parse_args()
     gt = Path(a.gt)
@@ -206,7 +208,8 @@ def main() -> None:
                 sub = out / f"submission_{rank_by}.json"
                 (out / "submission.json").replace(sub)
                 for gm in gt_metrics:
-                    res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm)
+                    res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm,
+                                            exclude=a.exclude)
                     floors[gm] = res["floor"]
                     if name == "default" and k == 4 and rank_by == "loss" and gm == gt_metrics[0]:
                         rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
@@ -219,7 +222,8 @@ def main() -> None:
                     if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
                         mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
                         blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
-                        bres = rank_corr.compare(str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm)
+                        bres = rank_corr.compare(str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm,
+                                                 exclude=a.exclude)
                         rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
                                      "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
                     print_table("so far", rows, list(row))

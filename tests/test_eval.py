@@ -331,6 +331,13 @@ def test_ground_truth_ranked_by_test_cross_entropy(tmp_path):
     assert json.loads(r.stdout)["kendall"] == pytest.approx(1.0) and json.loads(r.stdout)["gt_metric"] == "ce"
     r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pred), str(g), "--json", "--net", "fmnist28"])
     assert json.loads(r.stdout)["kendall"] == pytest.approx(-1.0)
+    # held-out codes only: the first two codes left out
+    held = tmp_path / "seen.json"
+    held.write_text(json.dumps({"a": {"arch": codes[0]}, "b": {"arch": codes[1]}}))
+    r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pred), str(g), "--json", "--net", "fmnist28",
+             "--exclude", str(held)])
+    res = json.loads(r.stdout)
+    assert r.returncode == 0 and res["n"] == 2 and res["excluded"] == 2 and res["unmatched_gt"] == 0
 
 
 @pytest.mark.parametrize("engine", ["predictor", "fused"])

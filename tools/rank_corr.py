@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import groundtruth  # noqa: E402
-from supernet.archfile import ArchFileError, read_scores  # noqa: E402
+from supernet.archfile import ArchFileError, read_entries, read_scores  # noqa: E402
 from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
 from supernet.metrics import bootstrap_tau_diff, correlations, zero_cost  # noqa: E402
 from supernet.zero_cost import PREDICTORS  # noqa: E402
-from supernet.space import FMNIST28, IMAGENET  # noqa: E402
+from supernet.space import FMNIST28, IMAGENET, ArchCodeError, parse_code  # noqa: E402
 
 NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
 log = logging.getLogger("rank_corr")
@@ -89,20 +89,34 @@ def zero_cost_files(zc_dir: str | Path | None, codes: list[str], gt_path: str | 
     return out
 
 
+def codes_of(path: str) -> set[str]:
+    """The codes of an arch file (any official-form file; scores not needed)."""
+    out = set()
+    for k, v in read_entries(path).items():
+        try:
+            out.add(parse_code(v["arch"]).code)
+        except ArchCodeError as e:
+            raise ArchFileError(f"{path}: {k}: {e}") from e
+    return out
+
+
 def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None,
-            zc_dir: str | None = None, gt_metric: str = "top1") -> dict:
+            zc_dir: str | None = None, gt_metric: str = "top1", exclude: str | None = None) -> dict:
     """Correlations of a prediction file with the ground truth, the zero-cost floor, and paired bootstraps.
 
     ``against``: a second prediction file (e.g. another supernet); the bootstrap of tau minus its tau
     runs over the codes all three files share. ``gt_metric``: rank the ground truth by mean top-1
     ('top1', the official 'acc') or by minus mean test cross-entropy ('ce', groundtruth.gt_scores).
+    ``exclude``: an arch file whose codes are left out (held-out evaluation: judge an idea that was
+    shaped on some ground-truth codes only on the others).
     """
     problem = network_mismatch(network_record(pred_path), gt_path)
     if problem:
         raise ArchFileError(problem)
     pred, gt = read_scores(pred_path), groundtruth.gt_scores(gt_path, gt_metric)
     other = read_scores(against) if against else None
-    codes = [c for c in gt if c in pred and (other is None or c in other)]
+    left_out = codes_of(exclude) if exclude else set()
+    codes = [c for c in gt if c in pred and (other is None or c in other) and c not in left_out]
     if len(codes) < 2:
         both = f"{pred_path} and {against}" if against else pred_path
         raise ArchFileError(f"only {len(codes)} codes of {gt_path} are in {both}: nothing to correlate")
@@ -128,7 +142,8 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         "vs_macs": vs_macs,  # the challenge's hard floor, when it is not the best zero-cost predictor anyway
         "vs_other": vs_other,
         "unmatched_pred": len(pred) - len(codes),
-        "unmatched_gt": len(gt) - len(codes),
+        "unmatched_gt": len(gt) - len(codes) - len(left_out & set(gt)),
+        "excluded": len(left_out & set(gt)),
         "floor": floor,
         "_points": {"pred": p, "gt": g, "macs": zc["macs"]},
     }
@@ -196,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
     p.add_argument("--against", help="another prediction file: paired bootstrap of the tau difference")
     p.add_argument("--zero-cost", help="folder of tools/zero_cost.py outputs: their predictors join the floor")
+    p.add_argument("--exclude", help="an arch file whose codes are left out of the comparison (held-out codes only)")
     p.add_argument("--gt-metric", choices=groundtruth.GT_METRICS, default="top1",
                    help="rank the ground truth by mean top-1 ('acc', default) or by minus mean test "
                         "cross-entropy (per_seed_ce; less noisy on the v3 proxy)")
@@ -204,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return fail(problem)
     try:
-        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost, a.gt_metric)
+        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost, a.gt_metric, a.exclude)
     except ArchFileError as e:
         return fail(str(e))
     if a.plot:
@@ -214,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
     else:
         print(f"matched {res['n']} codes by code ({res['unmatched_pred']} predictions and {res['unmatched_gt']} "
-              f"ground-truth entries unmatched)")
+              f"ground-truth entries unmatched" + (f"; {res['excluded']} left out by --exclude)" if a.exclude else ")"))
         print(format_table(res))
         if a.plot:
             print(f"scatter plot: {a.plot}")
