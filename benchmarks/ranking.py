@@ -7,7 +7,8 @@ unless --zero-cost gives them), and tau minus the best zero-cost predictor's tau
 bootstrap 95 % interval over codes (tools/rank_corr.py): with a few dozen codes, differences of 0.1
 are noise, and the interval says so. Recipes of the challenge's winning teams are variants (issue 15):
 rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count in the budget), finetune
-(1st; from a full model trained standalone first, whose minutes are added to train_min). BN recalibration is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every
+(1st; from a full model trained standalone first, whose minutes are added to train_min), baseline_kd
+(the organisers' 2 random subnets + that full model as frozen teacher), depth_deep and fewshot_s4 (ours). BN recalibration is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every
 scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by), and blended by rank with
 a zero-cost predictor fixed in advance (--blend-with, params by default; tools/blend.py).
 --gt-metrics top1,ce also ranks the ground truth by test cross-entropy (less noisy on the v3 proxy).
