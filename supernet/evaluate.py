@@ -311,12 +311,21 @@ def make_header(checkpoint_sha256: str, cfg: dict, s: ScoreSettings) -> dict:
     return {"checkpoint_sha256": checkpoint_sha256, "model": cfg["model"], "settings": asdict(s)}
 
 
+def prefix_order(arch: Arch) -> tuple:
+    """Sort key that puts codes with the same stem and first blocks next to each other."""
+    return arch.image_code, arch.stem, arch.blocks
+
+
 def run_scoring(route: Router, archs: dict[str, Arch], data: EvalData, journal: Journal,
                 show_progress: bool = True) -> None:
-    """Score every arch not yet in the journal, with a progress bar in subnets/hour."""
+    """Score every arch not yet in the journal, with a progress bar in subnets/hour.
+
+    Codes run in the order of their network's leading layers (stem, then first-stage blocks), so that
+    consecutive subnets share them and the fused engine reuses their activations (supernet/fused.py);
+    the submission keeps the input order."""
     from tqdm import tqdm
 
-    todo = [(k, a) for k, a in archs.items() if a.code not in journal.done]
+    todo = sorted(((k, a) for k, a in archs.items() if a.code not in journal.done), key=lambda ka: prefix_order(ka[1]))
     t0 = time.time()
     bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
     for i, (key, arch) in enumerate(bar, 1):

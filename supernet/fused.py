@@ -14,6 +14,14 @@ slices of numpy arrays, the weight-sharing rule) and runs them on oneDNN primiti
   + ReLU, and conv2 + bias + residual sum + ReLU, one primitive each (oneDNN post-ops), activations
   kept in whatever blocked layout oneDNN picks, as Paddle Inference does.
 
+Prefix reuse: subnets that begin with the same stem and the same first blocks compute the same
+activations there (the calibration and evaluation images are fixed for a run, and so are the
+supernet's weights). The engine keeps, per batch, the activation after the stem and after each block
+of the first stage (and those layers' batch statistics) of the last subnet, and the next subnet that
+shares them starts from there: results are bit-identical, and scoring codes in sorted order (as
+``evaluate.run_scoring`` does) skips most of the first stage, the costliest per MAC (high
+resolution, few channels). Bounded by ``prefix_budget`` bytes (0 disables it).
+
 Primitives are built once per shape and cached (the 45k codes share a few hundred layer shapes);
 buffers are reused across batches and subnets. Checked against the dygraph path (extract +
 recalibrate + forward) in tests/test_fused.py. CPU and float32 only; anything else uses dygraph.
@@ -37,6 +45,7 @@ _ELTWISE_RELU, _BINARY_ADD, _POOL_MAX = 0x20, 0x1FFF0, 0x1FF
 _USE_SCALE, _USE_SHIFT = 0x2, 0x4
 _ARG_SRC_1, _ARG_BIAS, _ARG_MEAN, _ARG_VARIANCE, _ARG_SCALE, _ARG_SHIFT = 2, 41, 49, 50, 51, 52
 BN_EPS = 1e-5  # paddle.nn.BatchNorm2D's default, used by every BN of the network
+PREFIX_BUDGET = 1 << 30  # bytes of saved prefix activations (the proxy needs ~0.4 GB; ImageNet's rarely fit)
 
 
 @dataclass(frozen=True)
@@ -157,18 +166,79 @@ class _T:
     src: object
 
 
+@dataclass
+class _Saved:
+    """One level of a prefix: the activation after the stem or a block, for one batch."""
+
+    sig: tuple  # the layers up to here (stem, pool, blocks)
+    ctx: tuple  # the objects the values depend on (weights, batch, calibration batches), compared by identity
+    data: np.ndarray  # the activation's bytes in its oneDNN layout
+    md: _vp
+    src: object
+    h: int
+    stats: list  # calibration: (bn name, batch mean, batch variance) of this level's layers
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
 class FusedEngine:
     """Scores subnets on the CPU through oneDNN: ``logits(weights, layout, calib, images)``.
 
     One engine serves a whole scoring run: its primitive cache and buffers are shared by every subnet.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix_budget: int = PREFIX_BUDGET) -> None:
         if onednn._load() is None:
             raise onednn.OneDNNError(f"oneDNN cannot be used: {onednn._LOAD_ERROR}")
         self.L = _Lib()
         self.cache: dict[tuple, object] = {}
         self.bufs: list[np.ndarray] = []
+        self.prefix_budget = prefix_budget
+        self.saved: dict[tuple, list[_Saved]] = {}  # (phase, batch index) -> levels 0.. of the last subnet
+        self.prefix_hits = 0  # levels reused (a batch's stem counts one, each block one)
+
+    # --- prefix reuse --------------------------------------------------------------------------------
+    @staticmethod
+    def _signatures(net: Layout) -> list[tuple]:
+        """Signature of each reusable level: after the stem (0), after each block of the first stage."""
+        head = (net.in_channels, net.input_size, net.stem, net.pool)
+        n = 0
+        while n < len(net.blocks) and net.blocks[n][0].stride == 1:
+            n += 1
+        return [head + net.blocks[:j] for j in range(n + 1)]
+
+    def _lookup(self, slot: tuple, sigs: list[tuple], ctx: tuple) -> list[_Saved]:
+        """The saved levels of ``slot`` that this subnet shares (a leading run, possibly empty)."""
+        out = []
+        for lvl, sig in zip(self.saved.get(slot, ()), sigs):
+            if lvl.sig != sig or not _same(lvl.ctx, ctx):
+                break
+            out.append(lvl)
+        self.prefix_hits += len(out)
+        return out
+
+    def _save(self, slot: tuple, j: int, sig: tuple, ctx: tuple, t: _T, h: int, stats: list) -> None:
+        """Keep level ``j`` of ``slot`` (deeper levels of the previous subnet are dropped)."""
+        levels = self.saved.setdefault(slot, [])
+        old = levels[j] if j < len(levels) else None
+        del levels[j:]
+        if len(levels) != j:  # a shallower level was not kept (budget): nothing deeper either
+            return
+        n = self.L.size(t.md)
+        used = sum(lvl.data.nbytes for lv in self.saved.values() for lvl in lv)
+        if used + n > self.prefix_budget:
+            return
+        data = old.data if old is not None and old.data.nbytes == n else np.empty(n, np.uint8)
+        np.copyto(data, self.bufs[t.buf][:n])
+        levels.append(_Saved(sig, ctx, data, t.md, t.src, h, list(stats)))
+
+    def _restore(self, lvl: _Saved) -> tuple[_T, int]:
+        """A saved activation, copied into a working buffer (later layers may write over their input)."""
+        i = self._buf(lvl.data.nbytes, ())
+        self.bufs[i][: lvl.data.nbytes] = lvl.data
+        return _T(lvl.md, i, lvl.src), lvl.h
 
     # --- buffers -------------------------------------------------------------------------------------
     def _buf(self, nbytes: int, busy: Sequence[int]) -> int:
@@ -304,8 +374,10 @@ class FusedEngine:
         wcache: dict[tuple, np.ndarray] = {}
         affine = {c.bn: tuple(np.ascontiguousarray(first_k(state[f"{c.bn}.{p}"], [c.cout]), np.float32)
                               for p in ("weight", "bias")) for c in _convs(net)}  # sliced once, not per batch
-        for x in batches:
+        sigs = self._signatures(net) if self.prefix_budget else []
+        for bi, x in enumerate(batches):
             n = x.shape[0]
+            fresh: list[tuple[str, np.ndarray, np.ndarray]] = []  # batch statistics since the last level
 
             def conv_bn(t: _T, h: int, c: ConvBN, busy: Sequence[int]) -> tuple[_T, int]:
                 prim, ho, key = self._conv(n, h, c, False, ())
@@ -321,17 +393,26 @@ class FusedEngine:
                 self._inplace(self._bn_train(out.md, key, c.cout), out, {
                     _ARG_SCALE: g.ctypes.data, _ARG_SHIFT: b.ctypes.data, _ARG_MEAN: mean.ctypes.data,
                     _ARG_VARIANCE: var.ctypes.data})
-                acc = sums.setdefault(c.bn, [np.zeros(c.cout), np.zeros(c.cout)])
-                acc[0] += mean
-                acc[1] += var
+                fresh.append((c.bn, mean, var))
                 return out, ho
 
-            t, h = self._input(x), x.shape[2]
-            t, h = conv_bn(t, h, net.stem, ())
-            self._inplace(self._relu(t.md, t.src), t)
-            if net.pool:
-                t, h = self._max_pool(t, n, net.stem.cout, h)
-            for c1, c2, sc in net.blocks:
+            slot, ctx = ("calib", bi), (state, x)
+            have = self._lookup(slot, sigs, ctx)
+            stats = [st for lvl in have for st in lvl.stats]
+            if have:
+                t, h = self._restore(have[-1])
+            else:
+                t, h = self._input(x), x.shape[2]
+                t, h = conv_bn(t, h, net.stem, ())
+                self._inplace(self._relu(t.md, t.src), t)
+                if net.pool:
+                    t, h = self._max_pool(t, n, net.stem.cout, h)
+                if sigs:
+                    self._save(slot, 0, sigs[0], ctx, t, h, fresh)
+                stats += fresh
+                fresh.clear()
+            for b in range(max(len(have) - 1, 0), len(net.blocks)):
+                c1, c2, sc = net.blocks[b]
                 ident = t if sc is None else conv_bn(t, h, sc, (t.buf,))[0]
                 y, h2 = conv_bn(t, h, c1, (ident.buf,))
                 self._inplace(self._relu(y.md, y.src), y)
@@ -339,6 +420,14 @@ class FusedEngine:
                 ident = self._as(ident, z.md, ("add", *z.src), (z.buf, y.buf))
                 self._inplace(self._add_relu(z.md, z.src), z, {_ARG_SRC_1: self._ptr(ident.buf)})
                 t, h = z, h2
+                if b + 1 < len(sigs):
+                    self._save(slot, b + 1, sigs[b + 1], ctx, t, h, fresh)
+                stats += fresh
+                fresh.clear()
+            for name, mean, var in stats:  # in layer order, as without reuse (bit-identical sums)
+                acc = sums.setdefault(name, [np.zeros(len(mean)), np.zeros(len(mean))])
+                acc[0] += mean
+                acc[1] += var
         k = len(batches)
         return {name: ((m / k).astype(np.float32), (v / k).astype(np.float32)) for name, (m, v) in sums.items()}
 
@@ -365,7 +454,7 @@ class FusedEngine:
         width = _channels(net)
         fc = state[net.fc + ".weight"]
         fc_w = np.ascontiguousarray(first_k(fc, [width, fc.shape[1]]), np.float32)
-        return Prepared(net, fold, fc_w, np.asarray(state[net.fc + ".bias"], np.float32))
+        return Prepared(net, fold, fc_w, np.asarray(state[net.fc + ".bias"], np.float32), origin=(state, *calib))
 
     def logits(self, net: Layout, state: Mapping[str, np.ndarray], batches: Sequence[np.ndarray],
                calib: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
@@ -375,8 +464,9 @@ class FusedEngine:
     def forward(self, p: "Prepared", batches: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Logits of each batch through the prepared subnet (conv + bias + ReLU / sum fused)."""
         net, fold, width = p.net, p.fold, _channels(p.net)
+        sigs = self._signatures(net) if p.origin and self.prefix_budget else []  # no origin: nothing to match on
         outs = []
-        for x in batches:
+        for bi, x in enumerate(batches):
             n = x.shape[0]
 
             def conv(t: _T, h: int, c: ConvBN, busy: Sequence[int], post: tuple[str, ...] = ("relu",),
@@ -392,16 +482,26 @@ class FusedEngine:
                       _ARG_BIAS: fold[c.conv][1].ctypes.data, _ARG_DST: self._ptr(y)})
                 return _T(prim.mds[_ARG_DST], y, key), ho
 
-            t, h = self._input(x), x.shape[2]
-            t, h = conv(t, h, net.stem, ())
-            if net.pool:
-                t, h = self._max_pool(t, n, net.stem.cout, h)
-            for c1, c2, sc in net.blocks:
+            slot, ctx = ("eval", bi), (*p.origin, x)
+            have = self._lookup(slot, sigs, ctx)
+            if have:
+                t, h = self._restore(have[-1])
+            else:
+                t, h = self._input(x), x.shape[2]
+                t, h = conv(t, h, net.stem, ())
+                if net.pool:
+                    t, h = self._max_pool(t, n, net.stem.cout, h)
+                if sigs:
+                    self._save(slot, 0, sigs[0], ctx, t, h, [])
+            for b in range(max(len(have) - 1, 0), len(net.blocks)):
+                c1, c2, sc = net.blocks[b]
                 ident = t if sc is None else conv(t, h, sc, (t.buf,), post=())[0]
                 y, h2 = conv(t, h, c1, (ident.buf,))
                 prim2, _, key2 = self._conv(n, h2, c2, True, ("sum", "relu"))
                 ident = self._as(ident, prim2.mds[_ARG_DST], ("residual", *key2), (y.buf,))
                 t, h = conv(y, h2, c2, (ident.buf,), post=("sum", "relu"), into=ident)
+                if b + 1 < len(sigs):
+                    self._save(slot, b + 1, sigs[b + 1], ctx, t, h, [])
             plain = self._plain([n, width, h, h])
             t = self._as(t, plain, ("head", n, width, h), ())
             feat = self.bufs[t.buf][: self.L.size(plain)].view(np.float32).reshape(n, width, h * h).mean(axis=2)
@@ -419,6 +519,7 @@ class Prepared:
     fc_w: np.ndarray
     fc_b: np.ndarray
     weights: dict[tuple, np.ndarray] = field(default_factory=dict)
+    origin: tuple = ()  # what the folded weights came from (supernet weights, calibration batches): prefix reuse
 
 
 def _channels(net: Layout) -> int:

@@ -63,6 +63,43 @@ def test_fused_matches_dygraph(cfg: NetConfig, k: int):
             np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4 * float(np.abs(w).max()))
 
 
+@pytest.mark.parametrize("cfg", [SMALL, IMAGENET_STEM], ids=["small-stem", "imagenet-stem"])
+def test_prefix_reuse_is_bit_identical_and_reuses(cfg: NetConfig):
+    """Subnets sharing the stem and first-stage blocks start from the saved activations; the logits and
+    the calibration statistics are exactly those of an engine that reuses nothing."""
+    import dataclasses
+
+    from supernet.fused import FusedEngine, layout
+    from supernet.space import parse_code
+
+    sn = supernet_with_random_bn(cfg, seed=5)
+    state = {name: v.numpy() for name, v in sn.state_dict().items()}
+    other = {k: v * 1.01 if k.endswith("conv.weight") else v for k, v in state.items()}  # another supernet
+    rng = np.random.default_rng(1)
+    shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+    calib = [rng.standard_normal((n, *shape)).astype(np.float32) for n in (24, 16)]
+    batches = [rng.standard_normal((n, *shape)).astype(np.float32) for n in (20, 7)]
+    base = sorted(iter_sample(OFFICIAL_SPACE, 6, seed=4), key=lambda a: a.code)
+    a0 = base[0]
+    # the same first stage with another later stage; one block fewer in stage 1; another stem
+    later = dataclasses.replace(a0, blocks=(a0.blocks[0], a0.blocks[1], a0.blocks[2],
+                                            tuple((5 if c1 != 5 else 4, r) for c1, r in a0.blocks[3])))
+    d1 = max(2, a0.depths[0] - 1)
+    shorter = dataclasses.replace(a0, depths=(d1, *a0.depths[1:]), blocks=(a0.blocks[0][:d1], *a0.blocks[1:]))
+    runs = [(a0, state), (later, state), (shorter, state), (a0, other), (a0, state), *[(a, state) for a in base]]
+    reuse, fresh = FusedEngine(), FusedEngine(prefix_budget=0)
+    for arch, st in runs:
+        assert parse_code(arch.code) == arch
+        net = layout(channel_plan(arch, cfg), cfg)
+        for k in (0, 2):
+            got = reuse.logits(net, st, batches, calib[:k])
+            want = fresh.logits(net, st, batches, calib[:k])
+            assert all(np.array_equal(g, w) for g, w in zip(got, want)), (arch.code, k)
+        s1, s2 = reuse.calibrate(net, st, calib), fresh.calibrate(net, st, calib)
+        assert all(np.array_equal(s1[n][0], s2[n][0]) and np.array_equal(s1[n][1], s2[n][1]) for n in s2)
+    assert reuse.prefix_hits > 20 and fresh.prefix_hits == 0
+
+
 def test_calibration_statistics_are_recalibrate_s():
     """The engine's BN statistics equal what bn_calib.recalibrate leaves in the running buffers."""
     from supernet.fused import FusedEngine, layout
