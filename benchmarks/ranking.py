@@ -87,13 +87,40 @@ RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subne
 
 
 def _vs(res: dict) -> dict:
-    """Kendall tau minus the best zero-cost predictor's and minus MACs', with paired-bootstrap 95 % intervals over codes."""
+    """Kendall tau minus the best zero-cost predictor's, minus MACs' and (when compared) minus the default
+    recipe's, with paired-bootstrap 95 % intervals over codes."""
     vs = res["vs_zero_cost"]
     if vs is None:  # more than rank_corr bootstraps
         return {}
     m = res.get("vs_macs") or vs  # MACs may itself be the best zero-cost predictor
-    return {"best_zc": vs["against"], "tau_minus_zc": vs["diff"], "ci95": f"[{vs['lo']:+.2f}, {vs['hi']:+.2f}]",
-            "p_ahead": vs["p_ahead"], "minus_macs": m["diff"], "ci95_macs": f"[{m['lo']:+.2f}, {m['hi']:+.2f}]"}
+    out = {"best_zc": vs["against"], "tau_minus_zc": vs["diff"], "ci95": f"[{vs['lo']:+.2f}, {vs['hi']:+.2f}]",
+           "p_ahead": vs["p_ahead"], "minus_macs": m["diff"], "ci95_macs": f"[{m['lo']:+.2f}, {m['hi']:+.2f}]"}
+    d = res.get("vs_other")
+    if d is not None:
+        out.update({"minus_default": d["diff"], "ci95_default": f"[{d['lo']:+.2f}, {d['hi']:+.2f}]"})
+    return out
+
+
+def logged_minutes(folder: Path, max_gap_s: float = 300.0) -> float:
+    """Training minutes of a supernet folder (and its few-shot groups) from the time stamps of its
+    log.jsonl records, gaps over ``max_gap_s`` (a stop and a later resume) left out: the cost of a
+    recipe even when this invocation reused its trained weights."""
+    total = 0.0
+    for log in sorted(folder.glob("log.jsonl")) + sorted(folder.glob("group*/log.jsonl")):
+        recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
+        span = sum(b - a for a, b in zip(times, times[1:]) if 0 <= b - a <= max_gap_s)
+        steps = [r["step"] for r in recs if r.get("kind") == "train" and isinstance(r.get("step"), int)]
+        if len(steps) > 1 and steps[-1] > steps[0]:  # the steps before the first record, at the same pace
+            span *= steps[-1] / (steps[-1] - steps[0])
+        total += span
+    return total / 60
+
+
+def default_file(work: Path, k: int, rank_by: str, blend_with: str = "") -> str | None:
+    """The default recipe's submission at the same K and ranking (its blend, for blended rows), if scored."""
+    f = work / "default" / f"score_k{k}" / f"submission_{rank_by}{'+' + blend_with if blend_with else ''}.json"
+    return str(f) if f.is_file() else None
 
 
 def budget_fields(epochs: int, full_model: Path) -> dict[str, object]:
@@ -201,9 +228,8 @@ def main() -> None:
         problem = groundtruth.supernet_mismatch(gt, nc.width_divisor, nc.input_size, cfg["model"]["dataset"])
         if problem:
             raise SystemExit(f"error: {problem}")
-        t = time.time()
         checkpoint = train_variant(cfg, ctx, work / name)
-        train_min = (time.time() - t) / 60 + (full_min if name in uses_full else 0.0)
+        train_min = logged_minutes(work / name) + (full_min if name in uses_full else 0.0)
         ks = [int(k) for k in a.calib.split(",")] if name == a.calib_on else [4]
         for k in ks:
             out = work / name / f"score_k{k}"
@@ -218,7 +244,8 @@ def main() -> None:
                 (out / "submission.json").replace(sub)
                 for gm in gt_metrics:
                     res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm,
-                                            exclude=a.exclude)
+                                            exclude=a.exclude,
+                                            against=default_file(work, k, rank_by) if name != "default" else None)
                     floors[gm] = res["floor"]
                     if name == "default" and k == 4 and rank_by == "loss" and gm == gt_metrics[0]:
                         rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
@@ -231,8 +258,9 @@ def main() -> None:
                     if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
                         mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
                         blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
-                        bres = rank_corr.compare(str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm,
-                                                 exclude=a.exclude)
+                        bres = rank_corr.compare(
+                            str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
+                            against=default_file(work, k, rank_by, a.blend_with) if name != "default" else None)
                         rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
                                      "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
                     print_table("so far", rows, list(row))
@@ -246,7 +274,7 @@ def main() -> None:
                          "pearson": f["pearson"], "spearman": f["spearman"]})
     print_table(f"ranking on {gt.name}: {a.train_images} training images x {a.epochs} epochs per supernet, "
                 f"{a.val_images} evaluation images", rows,
-                ["variant", "calib_K", "rank_by", "gt_metric", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "best_zc",
+                ["variant", "calib_K", "rank_by", "gt_metric", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "minus_default", "ci95_default", "best_zc",
                  "tau_minus_zc", "ci95", "p_ahead", "train_min", "score_min"])
     write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": True,
                        "done_variants": names, "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
