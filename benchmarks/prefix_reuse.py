@@ -6,7 +6,8 @@ consecutive codes of shard --shard of the official list in that order and scores
 recalibration on K x 128 training images, then --val-images test images, as eval_subnets.py does)
 with two fused engines, one reusing prefixes and one not, alternating chunks of --chunk codes so that
 both see the same machine load. It checks that both give bit-identical logits on every code, and
-reports seconds per subnet and their ratio.
+reports seconds per subnet, their ratio, and each divided by the pure forward of the same images
+(the subnet already prepared, no calibration; timed in the same chunks): issue 13's cost ratio.
 
   python benchmarks/prefix_reuse.py --checkpoint output/supernet_d8/supernet.pdparams \
       --archs ../shared/data/CVPR_2022_NAS_Track1_test.json --shard 0/8 --window 150
@@ -48,7 +49,7 @@ def main() -> None:
     state = data.fused.state(model)
     calib, xs = data.fused.calib, [x for x, _ in data.val]
     engines = {"reuse": FusedEngine(), "none": FusedEngine(prefix_budget=0)}
-    seconds = {k: 0.0 for k in engines}
+    seconds = {k: 0.0 for k in (*engines, "forward")}
     mismatches = 0
     bar = tqdm(range(0, len(window), a.chunk), desc="chunks")
     for start in bar:
@@ -59,11 +60,19 @@ def main() -> None:
             outs[name] = [eng.logits(layout(channel_plan(model.set_active(arch), data.net), data.net), state, xs, calib)
                           for arch in chunk]
             seconds[name] += time.perf_counter() - t
+        for arch in chunk:  # the floor: forward only, through the engine without reuse, weights prepared
+            eng = engines["none"]
+            prep = eng.prepare(layout(channel_plan(model.set_active(arch), data.net), data.net), state, calib)
+            eng.forward(prep, xs[:1])  # weights reordered into the primitives' layouts outside the timing
+            t = time.perf_counter()
+            eng.forward(prep, xs)
+            seconds["forward"] += time.perf_counter() - t
         mismatches += sum(not all(np.array_equal(g, w) for g, w in zip(r, n)) for r, n in zip(outs["reuse"], outs["none"]))
     n = len(window)
     row = {"codes": n, "shard": a.shard, "offset": a.offset, "val_images": data.n_val, "calib_batches": a.calib_batches,
            "s_per_subnet_reuse": seconds["reuse"] / n, "s_per_subnet_none": seconds["none"] / n,
-           "speedup": seconds["none"] / seconds["reuse"], "levels_reused_per_subnet": engines["reuse"].prefix_hits / n,
+           "speedup": seconds["none"] / seconds["reuse"], "s_pure_forward": seconds["forward"] / n,
+           "ratio_reuse": seconds["reuse"] / seconds["forward"], "ratio_none": seconds["none"] / seconds["forward"], "levels_reused_per_subnet": engines["reuse"].prefix_hits / n,
            "mismatched_codes": mismatches}
     print_table(f"prefix reuse on {n} consecutive codes of shard {a.shard} (sorted), alternating chunks of {a.chunk}",
                 [row], list(row))
