@@ -287,7 +287,7 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     pp.write_text(json.dumps(pred))
     png = tmp_path / "s.png"
     r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pp), str(dev_gt), "--json", "--plot", str(png),
-             "--net", "fmnist28"])
+             "--net", "fmnist28", "--plain-mean"])
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     codes = [v["arch"] for v in gt.values()]
@@ -303,7 +303,7 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     assert vs["lo"] <= vs["diff"] <= vs["hi"] and res["vs_other"] is None
     # against another prediction file: here the ground truth itself, which is ahead of everything
     r = run([sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pp), str(dev_gt), "--json", "--net", "fmnist28",
-             "--against", str(dev_gt)])
+             "--against", str(dev_gt), "--plain-mean"])
     other = json.loads(r.stdout)["vs_other"]
     assert other["other_kendall"] == pytest.approx(1.0) and other["diff"] == pytest.approx(res["kendall"] - 1.0)
     assert other["hi"] <= 0 and other["p_ahead"] == 0.0
@@ -338,6 +338,32 @@ def test_ground_truth_ranked_by_test_cross_entropy(tmp_path):
              "--exclude", str(held)])
     res = json.loads(r.stdout)
     assert r.returncode == 0 and res["n"] == 2 and res["excluded"] == 2 and res["unmatched_gt"] == 0
+
+
+def test_seed_offsets_are_removed_before_ranking_the_ground_truth(tmp_path):
+    """Seed 1 lifts every code by 1 point; the code that only has seed 1 must not rank above the others
+    for it (a plain mean does exactly that), and balanced codes keep their order."""
+    from supernet.groundtruth import gt_scores, seed_adjusted
+
+    true = [90.0, 90.3, 90.6, 90.15]
+    codes = [a.code for a in iter_sample(OFFICIAL_SPACE, 4, seed=6)]
+    per = [{"1": t + 1.0, "2": t} for t in true[:3]] + [{"1": true[3] + 1.0}]  # the last code: seed 1 only
+    gt = {f"arch{i}": {"arch": c, "acc": sum(p.values()) / len(p), "per_seed": p,
+                       "per_seed_ce": {s: 1.0 - v / 100 for s, v in p.items()}} for i, (c, p) in enumerate(zip(codes, per))}
+    g = tmp_path / "gt.json"
+    g.write_text(json.dumps(gt))
+    plain, fair = gt_scores(g, "top1", adjust_seeds=False), gt_scores(g, "top1")
+    assert plain[codes[3]] > plain[codes[2]]  # the lucky seed lifts it above every better code
+    assert [fair[c] - fair[codes[0]] for c in codes] == pytest.approx([t - true[0] for t in true])
+    ce = gt_scores(g, "ce")
+    assert [ce[c] - ce[codes[0]] for c in codes] == pytest.approx([(t - true[0]) / 100 for t in true])
+    assert seed_adjusted({"a": {"1": 2.0, "2": 1.0}, "b": {"1": 4.0, "2": 3.0}}) == pytest.approx({"a": 1.5, "b": 3.5})
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({f"p{i}": {"arch": c, "acc": t} for i, (c, t) in enumerate(zip(codes, true))}))
+    args = [sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(pred), str(g), "--json", "--net", "fmnist28"]
+    fair_tau = json.loads(run(args).stdout)["kendall"]
+    plain_tau = json.loads(run(args + ["--plain-mean"]).stdout)["kendall"]
+    assert fair_tau == pytest.approx(1.0) and plain_tau < 1.0
 
 
 @pytest.mark.parametrize("engine", ["predictor", "fused"])

@@ -101,19 +101,21 @@ def codes_of(path: str) -> set[str]:
 
 
 def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None,
-            zc_dir: str | None = None, gt_metric: str = "top1", exclude: str | None = None) -> dict:
+            zc_dir: str | None = None, gt_metric: str = "top1", exclude: str | None = None,
+            adjust_seeds: bool = True) -> dict:
     """Correlations of a prediction file with the ground truth, the zero-cost floor, and paired bootstraps.
 
     ``against``: a second prediction file (e.g. another supernet); the bootstrap of tau minus its tau
     runs over the codes all three files share. ``gt_metric``: rank the ground truth by mean top-1
     ('top1', the official 'acc') or by minus mean test cross-entropy ('ce', groundtruth.gt_scores).
-    ``exclude``: an arch file whose codes are left out (held-out evaluation: judge an idea that was
+    ``adjust_seeds``: per-code means with the seeds' shared offsets removed (groundtruth.seed_adjusted),
+    so codes holding different seed sets are compared fairly. ``exclude``: an arch file whose codes are left out (held-out evaluation: judge an idea that was
     shaped on some ground-truth codes only on the others).
     """
     problem = network_mismatch(network_record(pred_path), gt_path)
     if problem:
         raise ArchFileError(problem)
-    pred, gt = read_scores(pred_path), groundtruth.gt_scores(gt_path, gt_metric)
+    pred, gt = read_scores(pred_path), groundtruth.gt_scores(gt_path, gt_metric, adjust_seeds)
     other = read_scores(against) if against else None
     left_out = codes_of(exclude) if exclude else set()
     codes = [c for c in gt if c in pred and (other is None or c in other) and c not in left_out]
@@ -138,6 +140,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     return {
         **correlations(p, g),
         "gt_metric": gt_metric,
+        "gt_seed_adjusted": adjust_seeds,
         "vs_zero_cost": vs,
         "vs_macs": vs_macs,  # the challenge's hard floor, when it is not the best zero-cost predictor anyway
         "vs_other": vs_other,
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
     p.add_argument("--against", help="another prediction file: paired bootstrap of the tau difference")
     p.add_argument("--zero-cost", help="folder of tools/zero_cost.py outputs: their predictors join the floor")
+    p.add_argument("--plain-mean", action="store_true",
+                   help="rank the ground truth by the plain mean over seeds (default: each seed's offset, shared "
+                        "by all codes, removed first, so codes with different seed sets compare fairly)")
     p.add_argument("--exclude", help="an arch file whose codes are left out of the comparison (held-out codes only)")
     p.add_argument("--gt-metric", choices=groundtruth.GT_METRICS, default="top1",
                    help="rank the ground truth by mean top-1 ('acc', default) or by minus mean test "
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return fail(problem)
     try:
-        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost, a.gt_metric, a.exclude)
+        res = compare(a.pred, a.gt, a.net, a.against, a.zero_cost, a.gt_metric, a.exclude, not a.plain_mean)
     except ArchFileError as e:
         return fail(str(e))
     if a.plot:

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from supernet.archfile import ArchFileError, read_entries, read_scores  # noqa: E402
+from supernet.archfile import ArchFileError, read_entries  # noqa: E402
+from supernet.groundtruth import gt_scores  # noqa: E402
 from supernet.cli import ArgumentParser, fail, positive_int, writable_file  # noqa: E402
 from supernet.metrics import correlations  # noqa: E402
 from supernet.runtime import atomic_write_json  # noqa: E402
@@ -65,7 +66,7 @@ def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str) ->
                   for i, j in enumerate(order[:top])]
     gt_points = {}
     if gt is not None:
-        truth = read_scores(gt)
+        truth = gt_scores(gt)  # mean top-1 with the seeds' shared offsets removed (rank_corr's default)
         idx = [i for i, c in enumerate(codes) if c in truth]
         if len(idx) >= 2:
             g = [truth[codes[i]] for i in idx]
