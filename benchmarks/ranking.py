@@ -196,7 +196,7 @@ def main() -> None:
     if not gt.is_file():
         raise SystemExit(f"ground truth {gt} not found (pass --gt)")
     ctx = setup("cpu")
-    work = Path(a.work)
+    work = Path(a.work).resolve()  # recorded in few-shot/finetune configs (model.init): one path per run
     budget = [f"data.train_images={a.train_images}", f"train.epochs={a.epochs}", "train.eval_codes=0"]
     if a.zero_cost is None:  # the floor is the best zero-cost predictor, not MACs alone (resumable journal)
         a.zero_cost = str(work / "zero_cost")
@@ -209,6 +209,12 @@ def main() -> None:
     if not gt_metrics or any(m not in groundtruth.GT_METRICS for m in gt_metrics):
         raise SystemExit(f"error: --gt-metrics: {a.gt_metrics!r} is not a list of {', '.join(groundtruth.GT_METRICS)}")
     names = a.variants.split(",")
+    gt_entries = len(json.loads(gt.read_text()))
+
+    def result(done: list[str]) -> dict:
+        return {"env": environment(), "args": vars(a), "rows": rows, "details": details,
+                "complete": done == names, "done_variants": done, "gt_file": str(gt), "gt_entries": gt_entries}
+
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"error: --variants: unknown {unknown} (known: {', '.join(VARIANTS)})")
@@ -242,6 +248,9 @@ def main() -> None:
                     raise SystemExit(f"scoring failed for {name} K={k}")
                 sub = out / f"submission_{rank_by}.json"
                 (out / "submission.json").replace(sub)
+                mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
+                if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
+                    blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
                 for gm in gt_metrics:
                     res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm,
                                             exclude=a.exclude,
@@ -255,9 +264,7 @@ def main() -> None:
                     rows.append(row)
                     details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {"config_overrides": overrides, "config": str(config),
                                                          **{k2: v for k2, v in res.items() if k2 != "_points"}}
-                    if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
-                        mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
-                        blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
+                    if a.blend_with:
                         bres = rank_corr.compare(
                             str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
                             against=default_file(work, k, rank_by, a.blend_with) if name != "default" else None)
@@ -265,9 +272,7 @@ def main() -> None:
                                      "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
                     print_table("so far", rows, list(row))
         # after each variant, so a stopped run leaves what it measured (marked incomplete)
-        write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": False,
-                           "done_variants": names[: names.index(name) + 1], "gt_file": str(gt),
-                           "gt_entries": len(json.loads(gt.read_text()))})
+        write_json(a.out, result(names[: names.index(name) + 1]))
     for gm, floor in floors.items():  # the zero-cost floor depends only on the GT codes and metric
         for fname, f in floor.items():
             rows.append({"variant": f"{fname} (zero-cost)", "gt_metric": gm, "n": f["n"], "kendall": f["kendall"],
@@ -276,8 +281,7 @@ def main() -> None:
                 f"{a.val_images} evaluation images", rows,
                 ["variant", "calib_K", "rank_by", "gt_metric", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "minus_default", "ci95_default", "best_zc",
                  "tau_minus_zc", "ci95", "p_ahead", "train_min", "score_min"])
-    write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows, "details": details, "complete": True,
-                       "done_variants": names, "gt_file": str(gt), "gt_entries": len(json.loads(gt.read_text()))})
+    write_json(a.out, result(names))
 
 
 if __name__ == "__main__":

@@ -240,6 +240,31 @@ class FusedEngine:
         self.bufs[i][: lvl.data.nbytes] = lvl.data
         return _T(lvl.md, i, lvl.src), lvl.h
 
+    def _walk(self, net: Layout, slot: tuple, sigs: list[tuple], ctx: tuple, x: np.ndarray, stem, block,
+              fresh: list) -> tuple[_T, int, list]:
+        """Run one batch through the stem (``stem(t, h)``) and the blocks (``block(t, h, b)``), starting
+        after the longest saved prefix this subnet shares and saving the reusable levels it computes.
+        ``fresh`` collects what the layers report (calibration: batch statistics); returns the output,
+        its size and everything reported, in layer order, saved levels' included."""
+        have = self._lookup(slot, sigs, ctx)
+        reported = [st for lvl in have for st in lvl.stats]
+
+        def level_done(j: int, t: _T, h: int) -> None:
+            if j < len(sigs):
+                self._save(slot, j, sigs[j], ctx, t, h, fresh)
+            reported.extend(fresh)
+            fresh.clear()
+
+        if have:
+            t, h = self._restore(have[-1])
+        else:
+            t, h = stem(self._input(x), x.shape[2])
+            level_done(0, t, h)
+        for b in range(max(len(have) - 1, 0), len(net.blocks)):
+            t, h = block(t, h, b)
+            level_done(b + 1, t, h)
+        return t, h, reported
+
     # --- buffers -------------------------------------------------------------------------------------
     def _buf(self, nbytes: int, busy: Sequence[int]) -> int:
         """Index of a buffer of at least ``nbytes`` not in ``busy`` (grown or added as needed)."""
@@ -396,22 +421,12 @@ class FusedEngine:
                 fresh.append((c.bn, mean, var))
                 return out, ho
 
-            slot, ctx = ("calib", bi), (state, x)
-            have = self._lookup(slot, sigs, ctx)
-            stats = [st for lvl in have for st in lvl.stats]
-            if have:
-                t, h = self._restore(have[-1])
-            else:
-                t, h = self._input(x), x.shape[2]
+            def stem(t: _T, h: int) -> tuple[_T, int]:
                 t, h = conv_bn(t, h, net.stem, ())
                 self._inplace(self._relu(t.md, t.src), t)
-                if net.pool:
-                    t, h = self._max_pool(t, n, net.stem.cout, h)
-                if sigs:
-                    self._save(slot, 0, sigs[0], ctx, t, h, fresh)
-                stats += fresh
-                fresh.clear()
-            for b in range(max(len(have) - 1, 0), len(net.blocks)):
+                return self._max_pool(t, n, net.stem.cout, h) if net.pool else (t, h)
+
+            def block(t: _T, h: int, b: int) -> tuple[_T, int]:
                 c1, c2, sc = net.blocks[b]
                 ident = t if sc is None else conv_bn(t, h, sc, (t.buf,))[0]
                 y, h2 = conv_bn(t, h, c1, (ident.buf,))
@@ -419,11 +434,9 @@ class FusedEngine:
                 z, h2 = conv_bn(y, h2, c2, (ident.buf, y.buf))
                 ident = self._as(ident, z.md, ("add", *z.src), (z.buf, y.buf))
                 self._inplace(self._add_relu(z.md, z.src), z, {_ARG_SRC_1: self._ptr(ident.buf)})
-                t, h = z, h2
-                if b + 1 < len(sigs):
-                    self._save(slot, b + 1, sigs[b + 1], ctx, t, h, fresh)
-                stats += fresh
-                fresh.clear()
+                return z, h2
+
+            stats = self._walk(net, ("calib", bi), sigs, (state, x), x, stem, block, fresh)[2]
             for name, mean, var in stats:  # in layer order, as without reuse (bit-identical sums)
                 acc = sums.setdefault(name, [np.zeros(len(mean)), np.zeros(len(mean))])
                 acc[0] += mean
@@ -482,26 +495,19 @@ class FusedEngine:
                       _ARG_BIAS: fold[c.conv][1].ctypes.data, _ARG_DST: self._ptr(y)})
                 return _T(prim.mds[_ARG_DST], y, key), ho
 
-            slot, ctx = ("eval", bi), (*p.origin, x)
-            have = self._lookup(slot, sigs, ctx)
-            if have:
-                t, h = self._restore(have[-1])
-            else:
-                t, h = self._input(x), x.shape[2]
+            def stem(t: _T, h: int) -> tuple[_T, int]:
                 t, h = conv(t, h, net.stem, ())
-                if net.pool:
-                    t, h = self._max_pool(t, n, net.stem.cout, h)
-                if sigs:
-                    self._save(slot, 0, sigs[0], ctx, t, h, [])
-            for b in range(max(len(have) - 1, 0), len(net.blocks)):
+                return self._max_pool(t, n, net.stem.cout, h) if net.pool else (t, h)
+
+            def block(t: _T, h: int, b: int) -> tuple[_T, int]:
                 c1, c2, sc = net.blocks[b]
                 ident = t if sc is None else conv(t, h, sc, (t.buf,), post=())[0]
                 y, h2 = conv(t, h, c1, (ident.buf,))
                 prim2, _, key2 = self._conv(n, h2, c2, True, ("sum", "relu"))
                 ident = self._as(ident, prim2.mds[_ARG_DST], ("residual", *key2), (y.buf,))
-                t, h = conv(y, h2, c2, (ident.buf,), post=("sum", "relu"), into=ident)
-                if b + 1 < len(sigs):
-                    self._save(slot, b + 1, sigs[b + 1], ctx, t, h, [])
+                return conv(y, h2, c2, (ident.buf,), post=("sum", "relu"), into=ident)
+
+            t, h, _ = self._walk(net, ("eval", bi), sigs, (*p.origin, x), x, stem, block, [])
             plain = self._plain([n, width, h, h])
             t = self._as(t, plain, ("head", n, width, h), ())
             feat = self.bufs[t.buf][: self.L.size(plain)].view(np.float32).reshape(n, width, h * h).mean(axis=2)

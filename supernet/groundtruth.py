@@ -138,14 +138,14 @@ def seed_adjusted(per_seed: Mapping[str, Mapping[str, float]], iters: int = 1000
     mean less a constant: the same ranking."""
     seeds = sorted({s for v in per_seed.values() for s in v})
     off = dict.fromkeys(seeds, 0.0)
+    holders = {s: sum(s in v for v in per_seed.values()) for s in seeds}  # codes that ran each seed
 
     def effects() -> dict[str, float]:
         return {c: sum(x - off[s] for s, x in v.items()) / len(v) for c, v in per_seed.items()}
 
     for _ in range(iters):
         mu = effects()
-        new = {s: sum(v[s] - mu[c] for c, v in per_seed.items() if s in v) / sum(s in v for v in per_seed.values())
-               for s in seeds}
+        new = {s: sum(v[s] - mu[c] for c, v in per_seed.items() if s in v) / holders[s] for s in seeds}
         shift = sum(new.values()) / len(new)
         new = {s: o - shift for s, o in new.items()}
         done = max(abs(new[s] - off[s]) for s in seeds) < 1e-12

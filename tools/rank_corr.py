@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import groundtruth  # noqa: E402
-from supernet.archfile import ArchFileError, read_entries, read_scores  # noqa: E402
+from supernet.archfile import ArchFileError, read_archs, read_scores  # noqa: E402
 from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
 from supernet.metrics import bootstrap_tau_diff, correlations, zero_cost  # noqa: E402
 from supernet.zero_cost import PREDICTORS  # noqa: E402
-from supernet.space import FMNIST28, IMAGENET, ArchCodeError, parse_code  # noqa: E402
+from supernet.space import FMNIST28, IMAGENET  # noqa: E402
 
 NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
 log = logging.getLogger("rank_corr")
@@ -89,17 +89,6 @@ def zero_cost_files(zc_dir: str | Path | None, codes: list[str], gt_path: str | 
     return out
 
 
-def codes_of(path: str) -> set[str]:
-    """The codes of an arch file (any official-form file; scores not needed)."""
-    out = set()
-    for k, v in read_entries(path).items():
-        try:
-            out.add(parse_code(v["arch"]).code)
-        except ArchCodeError as e:
-            raise ArchFileError(f"{path}: {k}: {e}") from e
-    return out
-
-
 def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | None = None,
             zc_dir: str | None = None, gt_metric: str = "top1", exclude: str | None = None,
             adjust_seeds: bool = True) -> dict:
@@ -109,15 +98,15 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     runs over the codes all three files share. ``gt_metric``: rank the ground truth by mean top-1
     ('top1', the official 'acc') or by minus mean test cross-entropy ('ce', groundtruth.gt_scores).
     ``adjust_seeds``: per-code means with the seeds' shared offsets removed (groundtruth.seed_adjusted),
-    so codes holding different seed sets are compared fairly. ``exclude``: an arch file whose codes are left out (held-out evaluation: judge an idea that was
-    shaped on some ground-truth codes only on the others).
+    so codes holding different seed sets are compared fairly. ``exclude``: an arch file whose codes are
+    left out (held-out evaluation: judge an idea shaped on some ground-truth codes only on the others).
     """
     problem = network_mismatch(network_record(pred_path), gt_path)
     if problem:
         raise ArchFileError(problem)
     pred, gt = read_scores(pred_path), groundtruth.gt_scores(gt_path, gt_metric, adjust_seeds)
     other = read_scores(against) if against else None
-    left_out = codes_of(exclude) if exclude else set()
+    left_out = {a.code for a in read_archs(exclude).values()} & set(gt) if exclude else set()
     codes = [c for c in gt if c in pred and (other is None or c in other) and c not in left_out]
     if len(codes) < 2:
         both = f"{pred_path} and {against}" if against else pred_path
@@ -145,8 +134,8 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         "vs_macs": vs_macs,  # the challenge's hard floor, when it is not the best zero-cost predictor anyway
         "vs_other": vs_other,
         "unmatched_pred": len(pred) - len(codes),
-        "unmatched_gt": len(gt) - len(codes) - len(left_out & set(gt)),
-        "excluded": len(left_out & set(gt)),
+        "unmatched_gt": len(gt) - len(codes) - len(left_out),
+        "excluded": len(left_out),
         "floor": floor,
         "_points": {"pred": p, "gt": g, "macs": zc["macs"]},
     }
