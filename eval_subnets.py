@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-batch-size", type=positive_int, default=128)
     p.add_argument("--batch-size", type=positive_int, default=500, help="evaluation batch size")
     p.add_argument("--seed", type=nonneg_int, default=0, help="chooses the calibration and validation images")
-    p.add_argument("--shard", type=shard_arg, default=(0, 1), help="i/n: score only share i of n (for separate jobs)")
+    p.add_argument("--shard", type=shard_arg, default=(0, 1),
+                   help="i/n: score only share i of n (for separate jobs): a contiguous range of the codes sorted "
+                        "by their leading layers, cut at equal estimated cost, so each job reuses what they share")
     p.add_argument("--limit", type=positive_int, help="only the first N codes of the file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--backend", choices=["auto", "dygraph", "predictor", "fused"], default="auto",
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{a.archs}: {len(untied)} codes cannot run on the supernet (untied residual widths), e.g. "
                     f"{untied[0]}")
     keys = list(archs)[: a.limit] if a.limit else list(archs)
-    keys = shard_keys(keys, *shard)
+    keys = shard_keys(archs, keys, *shard)
     tag = f"s{shard[0]}of{shard[1]}"
     name = "submission.json" if shard == (0, 1) else f"submission.{tag}.json"
     problem = writable_file(out / name, "--out") or other_submission(out / name, {k: archs[k].code for k in keys})
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, JournalError) as e:  # FewShotError is a ValueError
         return fail(str(e))
     remaining = [k for k in keys if archs[k].code not in done]
-    mine = shard_keys(remaining, ctx.rank, ctx.world)
+    mine = shard_keys(archs, remaining, ctx.rank, ctx.world)
     log.info("%d codes (shard %d/%d), %d already done, %d to score on %d process(es); this rank: %d",
              len(keys), shard[0], shard[1], len(keys) - len(remaining), len(remaining), ctx.world, len(mine))
     if mine:

@@ -92,8 +92,11 @@ class Router:
     def __init__(self, models: list[SuperNet], rules: list[tuple[int, int]] | None = None) -> None:
         self.models, self.rules = models, rules or []
 
+    def group(self, arch: Arch) -> int:
+        return fewshot.group_of(arch, self.rules) if self.rules else 0
+
     def __call__(self, arch: Arch) -> SuperNet:
-        return self.models[fewshot.group_of(arch, self.rules)] if self.rules else self.models[0]
+        return self.models[self.group(arch)]
 
 
 def load_scorer(checkpoint: str | Path, config: str | Path | None = None) -> tuple[Router, dict, str]:
@@ -312,7 +315,7 @@ def make_header(checkpoint_sha256: str, cfg: dict, s: ScoreSettings) -> dict:
 
 
 def prefix_order(arch: Arch) -> tuple:
-    """Sort key that puts codes with the same stem and first blocks next to each other."""
+    """Sort key that puts codes with the same stem and leading blocks next to each other."""
     return arch.image_code, arch.stem, arch.blocks
 
 
@@ -320,12 +323,13 @@ def run_scoring(route: Router, archs: dict[str, Arch], data: EvalData, journal: 
                 show_progress: bool = True) -> None:
     """Score every arch not yet in the journal, with a progress bar in subnets/hour.
 
-    Codes run in the order of their network's leading layers (stem, then first-stage blocks), so that
-    consecutive subnets share them and the fused engine reuses their activations (supernet/fused.py);
-    the submission keeps the input order."""
+    Codes run grouped by supernet (few-shot) and in the order of their network's leading layers (stem,
+    then blocks), so that consecutive subnets share them and the fused engine reuses their activations
+    (supernet/fused.py); the submission keeps the input order."""
     from tqdm import tqdm
 
-    todo = sorted(((k, a) for k, a in archs.items() if a.code not in journal.done), key=lambda ka: prefix_order(ka[1]))
+    todo = sorted(((k, a) for k, a in archs.items() if a.code not in journal.done),
+                  key=lambda ka: (route.group(ka[1]), prefix_order(ka[1])))
     t0 = time.time()
     bar = tqdm(todo, desc="subnets", disable=not show_progress, dynamic_ncols=True)
     for i, (key, arch) in enumerate(bar, 1):
@@ -339,6 +343,30 @@ def run_scoring(route: Router, archs: dict[str, Arch], data: EvalData, journal: 
         bar.set_postfix(subnets_per_h=f"{rate:.0f}", acc=f"{sc.top1:.2f}")
 
 
-def shard_keys(keys: Iterable[str], index: int, count: int) -> list[str]:
-    """Strided share ``index`` of ``count``: balances cost, since the 45k file is not sorted by size."""
-    return [k for i, k in enumerate(keys) if i % count == index]
+# Relative cost of one block per stage in the fused engine (calibration + evaluation, proxy network;
+# BENCHMARKS.md "Prefix reuse"): equal MACs per block, but the first stages run few channels at high
+# resolution. Only used to cut shares of equal work.
+STAGE_BLOCK_COST = (0.13, 0.11, 0.07, 0.035)
+SUBNET_FIXED_COST = 0.1  # stem, head, bookkeeping
+
+
+def estimated_cost(arch: Arch) -> float:
+    return SUBNET_FIXED_COST + sum(c * d for c, d in zip(STAGE_BLOCK_COST, arch.depths))
+
+
+def shard_keys(archs: dict[str, Arch], keys: Iterable[str], index: int, count: int) -> list[str]:
+    """Share ``index`` of ``count`` of ``keys`` (in their given order): a contiguous range of the codes in
+    prefix order, the ranges cut at equal estimated cost.
+
+    Why contiguous: a process reuses the leading layers its consecutive codes share (supernet/fused.py);
+    a strided share of 1/16 of the 45k list shares ~0.5 second-stage blocks per code with its
+    neighbour, the whole sorted list ~1.8 (BENCHMARKS.md). Every share is the same, whatever ``count``."""
+    keys = list(keys)
+    order = sorted(keys, key=lambda k: (prefix_order(archs[k]), k))
+    cum = np.cumsum([estimated_cost(archs[k]) for k in order])
+    total = float(cum[-1]) if len(cum) else 0.0
+    # code j belongs to the share its cost midpoint falls in: every code in exactly one share
+    mid = cum - np.array([estimated_cost(archs[k]) for k in order]) / 2
+    share = np.minimum((mid / max(total, 1e-12) * count).astype(int), count - 1)
+    mine = {k for k, s in zip(order, share) if s == index}
+    return [k for k in keys if k in mine]

@@ -17,10 +17,13 @@ slices of numpy arrays, the weight-sharing rule) and runs them on oneDNN primiti
 Prefix reuse: subnets that begin with the same stem and the same first blocks compute the same
 activations there (the calibration and evaluation images are fixed for a run, and so are the
 supernet's weights). The engine keeps, per batch, the activation after the stem and after each block
-of the first stage (and those layers' batch statistics) of the last subnet, and the next subnet that
-shares them starts from there: results are bit-identical, and scoring codes in sorted order (as
-``evaluate.run_scoring`` does) skips most of the first stage, the costliest per MAC (high
-resolution, few channels). Bounded by ``prefix_budget`` bytes (0 disables it).
+of the first ``prefix_stages`` stages (and those layers' batch statistics) of the last subnet, and the
+next subnet that shares them starts from there: results are bit-identical, and scoring codes in sorted
+order (as ``evaluate.run_scoring`` does) skips most of the first stage, the costliest per MAC (high
+resolution, few channels), and part of the second. Two stages, because in the sorted 45k list a code
+shares ~3.5 first-stage and ~1.8 second-stage blocks with the one before it, but almost nothing of
+the third (0.01 blocks): saving those levels would only cost copies. Bounded by ``prefix_budget``
+bytes (0 disables it).
 
 Primitives are built once per shape and cached (the 45k codes share a few hundred layer shapes);
 buffers are reused across batches and subnets. Checked against the dygraph path (extract +
@@ -45,7 +48,8 @@ _ELTWISE_RELU, _BINARY_ADD, _POOL_MAX = 0x20, 0x1FFF0, 0x1FF
 _USE_SCALE, _USE_SHIFT = 0x2, 0x4
 _ARG_SRC_1, _ARG_BIAS, _ARG_MEAN, _ARG_VARIANCE, _ARG_SCALE, _ARG_SHIFT = 2, 41, 49, 50, 51, 52
 BN_EPS = 1e-5  # paddle.nn.BatchNorm2D's default, used by every BN of the network
-PREFIX_BUDGET = 1 << 30  # bytes of saved prefix activations (the proxy needs ~0.4 GB; ImageNet's rarely fit)
+PREFIX_BUDGET = 1 << 30  # bytes of saved prefix activations (the proxy needs ~0.55 GB; ImageNet's rarely fit)
+PREFIX_STAGES = 2  # stages whose block outputs are kept for reuse (BENCHMARKS.md, "Prefix reuse")
 
 
 @dataclass(frozen=True)
@@ -189,23 +193,27 @@ class FusedEngine:
     One engine serves a whole scoring run: its primitive cache and buffers are shared by every subnet.
     """
 
-    def __init__(self, prefix_budget: int = PREFIX_BUDGET) -> None:
+    def __init__(self, prefix_budget: int = PREFIX_BUDGET, prefix_stages: int = PREFIX_STAGES) -> None:
         if onednn._load() is None:
             raise onednn.OneDNNError(f"oneDNN cannot be used: {onednn._LOAD_ERROR}")
         self.L = _Lib()
         self.cache: dict[tuple, object] = {}
         self.bufs: list[np.ndarray] = []
         self.prefix_budget = prefix_budget
+        self.prefix_stages = prefix_stages
         self.saved: dict[tuple, list[_Saved]] = {}  # (phase, batch index) -> levels 0.. of the last subnet
         self.prefix_hits = 0  # levels reused (a batch's stem counts one, each block one)
 
     # --- prefix reuse --------------------------------------------------------------------------------
-    @staticmethod
-    def _signatures(net: Layout) -> list[tuple]:
-        """Signature of each reusable level: after the stem (0), after each block of the first stage."""
+    def _signatures(self, net: Layout) -> list[tuple]:
+        """Signature of each reusable level: after the stem (0), after each block of the first
+        ``prefix_stages`` stages (a stage ends where the next downsamples)."""
         head = (net.in_channels, net.input_size, net.stem, net.pool)
-        n = 0
-        while n < len(net.blocks) and net.blocks[n][0].stride == 1:
+        n, stage = 0, 1
+        while n < len(net.blocks):
+            stage += n > 0 and net.blocks[n][0].stride > 1
+            if stage > self.prefix_stages:
+                break
             n += 1
         return [head + net.blocks[:j] for j in range(n + 1)]
 

@@ -86,7 +86,11 @@ def test_prefix_reuse_is_bit_identical_and_reuses(cfg: NetConfig):
                                             tuple((5 if c1 != 5 else 4, r) for c1, r in a0.blocks[3])))
     d1 = max(2, a0.depths[0] - 1)
     shorter = dataclasses.replace(a0, depths=(d1, *a0.depths[1:]), blocks=(a0.blocks[0][:d1], *a0.blocks[1:]))
-    runs = [(a0, state), (later, state), (shorter, state), (a0, other), (a0, state), *[(a, state) for a in base]]
+    b2 = a0.blocks[1]  # the second stage's last block with another inner width: reuse stops inside stage 2
+    mid2 = dataclasses.replace(a0, blocks=(a0.blocks[0], (*b2[:-1], (5 if b2[-1][0] != 5 else 4, b2[-1][1])),
+                                           *a0.blocks[2:]))
+    runs = [(a0, state), (later, state), (mid2, state), (shorter, state), (a0, other), (a0, state),
+            *[(a, state) for a in base]]
     reuse, fresh = FusedEngine(), FusedEngine(prefix_budget=0)
     for arch, st in runs:
         assert parse_code(arch.code) == arch
@@ -98,6 +102,29 @@ def test_prefix_reuse_is_bit_identical_and_reuses(cfg: NetConfig):
         s1, s2 = reuse.calibrate(net, st, calib), fresh.calibrate(net, st, calib)
         assert all(np.array_equal(s1[n][0], s2[n][0]) and np.array_equal(s1[n][1], s2[n][1]) for n in s2)
     assert reuse.prefix_hits > 20 and fresh.prefix_hits == 0
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_prefix_reuse_reaches_through_the_first_stages(stages: int):
+    """A subnet that differs from the last one only in stage 4 reuses the stem and every block of the
+    first ``prefix_stages`` stages, per batch, and nothing deeper."""
+    import dataclasses
+
+    from supernet.fused import FusedEngine, layout
+
+    cfg = SMALL
+    sn = supernet_with_random_bn(cfg, seed=5)
+    state = {name: v.numpy() for name, v in sn.state_dict().items()}
+    rng = np.random.default_rng(2)
+    batches = [rng.standard_normal((n, cfg.in_channels, cfg.input_size, cfg.input_size)).astype(np.float32)
+               for n in (9, 5)]
+    a0 = next(iter_sample(OFFICIAL_SPACE, 1, seed=7))
+    later = dataclasses.replace(a0, blocks=(*a0.blocks[:3], tuple((5 if c1 != 5 else 4, r) for c1, r in a0.blocks[3])))
+    eng = FusedEngine(prefix_stages=stages)
+    eng.logits(layout(channel_plan(a0, cfg), cfg), state, batches)
+    before = eng.prefix_hits
+    eng.logits(layout(channel_plan(later, cfg), cfg), state, batches)
+    assert eng.prefix_hits - before == len(batches) * (1 + sum(a0.depths[:stages]))
 
 
 def test_calibration_statistics_are_recalibrate_s():
