@@ -8,11 +8,13 @@ Every scored subnet's journal record carries its seconds (``s``), finish time (`
 resident memory. A process is one (journal, pid) pair, so a run killed and resumed shows as two; wall
 time is the union of the processes' busy intervals (first subnet started to last finished), so the time
 between a kill and its resume is not counted, nor each process's start-up (data caching, seconds).
+Journals compressed with xz (``journal*.jsonl.xz``, as committed under benchmarks/results) are read too.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import lzma
 import sys
 from pathlib import Path
 
@@ -28,12 +30,19 @@ class RunError(ValueError):
 def read_run(folder: Path) -> tuple[dict, list[dict]]:
     """The run's header (all journals must share it) and every record, tagged with its journal's name."""
     header, records = None, []
-    paths = sorted(folder.glob("journal*.jsonl"))
+    paths = sorted(folder.glob("journal*.jsonl")) + sorted(folder.glob("journal*.jsonl.xz"))
     if not paths:
-        raise RunError(f"{folder}: no journal*.jsonl (not a scoring output folder)")
+        raise RunError(f"{folder}: no journal*.jsonl(.xz) (not a scoring output folder)")
+    twice = [p.name for p in paths if p.suffix == ".xz" and p.with_suffix("") in paths]
+    if twice:
+        raise RunError(f"{folder}: {twice[0]} and its uncompressed copy are both there; keep one")
     for p in paths:
-        lines = p.read_text(encoding="utf-8").splitlines()
         try:
+            raw = lzma.decompress(p.read_bytes()) if p.suffix == ".xz" else p.read_bytes()
+        except lzma.LZMAError as e:
+            raise RunError(f"{p}: not an xz file ({e})") from e
+        try:
+            lines = raw.decode("utf-8").splitlines()
             head = json.loads(lines[0])["header"]
             recs = [json.loads(line) for line in lines[1:] if line.strip()]
         except (IndexError, KeyError, TypeError, ValueError) as e:
@@ -45,7 +54,7 @@ def read_run(folder: Path) -> tuple[dict, list[dict]]:
             if not all(k in r for k in ("end", "pid", "s")):
                 raise RunError(f"{p}: records without end/pid (written before journals recorded them); "
                                "time such a run by hand")
-            records.append({**r, "journal": p.name})
+            records.append({**r, "journal": p.name.removesuffix(".xz")})
     return header, records
 
 

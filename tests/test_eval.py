@@ -1,6 +1,8 @@
 """Scoring many subnets: resume after a kill, shards, launcher, bad inputs, rank correlation, export."""
 import hashlib
 import json
+import lzma
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +93,18 @@ def test_resume_after_kill_gives_identical_submission(setup_dir, reference):
     assert sum(p["subnets"] for p in res["per_process"]) == N_CODES
     assert 0 < res["wall_hours"] < 1 and res["rss_first_mb"] > 50 and res["rss_last_mb"] > 50
     assert "val_images" in res and res["engine"] in ("fused", "predictor", "dygraph")
+    # the same journals compressed (as committed) give the same summary; a folder with both copies is refused
+    packed = setup_dir / "packed"
+    packed.mkdir()
+    for j in out.glob("journal*.jsonl"):
+        (packed / (j.name + ".xz")).write_bytes(lzma.compress(j.read_bytes()))
+    r = run([sys.executable, str(ROOT / "benchmarks" / "eval_run.py"), str(packed), "--window", "2"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    r2 = run([sys.executable, str(ROOT / "benchmarks" / "eval_run.py"), str(out), "--window", "2"])
+    assert r.stdout == r2.stdout
+    shutil.copy(next(out.glob("journal*.jsonl")), packed)
+    r = run([sys.executable, str(ROOT / "benchmarks" / "eval_run.py"), str(packed)])
+    assert r.returncode == 2 and "keep one" in r.stderr and "Traceback" not in r.stderr
     r = run([sys.executable, str(ROOT / "benchmarks" / "eval_run.py"), str(setup_dir)])
     assert r.returncode == 2 and "no journal" in r.stderr and "Traceback" not in r.stderr
 
