@@ -60,8 +60,8 @@ def main() -> None:
     for start in bar:
         chunk = window[start: start + a.chunk]
         outs: dict[str, list[list[np.ndarray]]] = {}
-        r = start // a.chunk % len(names)
-        for name in names[r:] + names[:r]:
+        rot = start // a.chunk % len(names)
+        for name in names[rot:] + names[:rot]:
             eng, t = engines[name], time.perf_counter()
             outs[name] = [eng.logits(layout(channel_plan(model.set_active(arch), data.net), data.net), state, xs, calib)
                           for arch in chunk]
@@ -74,8 +74,8 @@ def main() -> None:
             eng.forward(prep, xs)
             seconds["forward"] += time.perf_counter() - t
         for name in names[1:]:
-            mismatches[name] += sum(not all(np.array_equal(g, w) for g, w in zip(r_, n_))
-                                    for r_, n_ in zip(outs[name], outs["none"]))
+            mismatches[name] += sum(not all(np.array_equal(g, w) for g, w in zip(r, n))
+                                    for r, n in zip(outs[name], outs["none"]))
     n = len(window)
     rows = [{"engine": name, "s_per_subnet": seconds[name] / n, "speedup_vs_none": seconds["none"] / seconds[name],
              "ratio_to_pure_forward": seconds[name] / seconds["forward"],

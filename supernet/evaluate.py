@@ -363,10 +363,10 @@ def shard_keys(archs: dict[str, Arch], keys: Iterable[str], index: int, count: i
     neighbour, the whole sorted list ~1.8 (BENCHMARKS.md). Every share is the same, whatever ``count``."""
     keys = list(keys)
     order = sorted(keys, key=lambda k: (prefix_order(archs[k]), k))
-    cum = np.cumsum([estimated_cost(archs[k]) for k in order])
-    total = float(cum[-1]) if len(cum) else 0.0
+    cost = np.array([estimated_cost(archs[k]) for k in order])
+    cum = np.cumsum(cost)
     # code j belongs to the share its cost midpoint falls in: every code in exactly one share
-    mid = cum - np.array([estimated_cost(archs[k]) for k in order]) / 2
-    share = np.minimum((mid / max(total, 1e-12) * count).astype(int), count - 1)
+    mid = cum - cost / 2
+    share = np.minimum((mid / max(float(cum[-1]) if len(cum) else 0.0, 1e-12) * count).astype(int), count - 1)
     mine = {k for k, s in zip(order, share) if s == index}
     return [k for k in keys if k in mine]

@@ -209,12 +209,8 @@ class FusedEngine:
         """Signature of each reusable level: after the stem (0), after each block of the first
         ``prefix_stages`` stages (a stage ends where the next downsamples)."""
         head = (net.in_channels, net.input_size, net.stem, net.pool)
-        n, stage = 0, 1
-        while n < len(net.blocks):
-            stage += n > 0 and net.blocks[n][0].stride > 1
-            if stage > self.prefix_stages:
-                break
-            n += 1
+        ends = [j for j, (c1, _, _) in enumerate(net.blocks) if j and c1.stride > 1] + [len(net.blocks)]
+        n = ends[min(self.prefix_stages, len(ends)) - 1] if self.prefix_stages > 0 else 0
         return [head + net.blocks[:j] for j in range(n + 1)]
 
     def _lookup(self, slot: tuple, sigs: list[tuple], ctx: tuple) -> list[_Saved]:

@@ -63,6 +63,12 @@ def test_fused_matches_dygraph(cfg: NetConfig, k: int):
             np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4 * float(np.abs(w).max()))
 
 
+def _other_inner(block: tuple[int, int]) -> tuple[int, int]:
+    """The same block (conv1, conv2 width codes) with another inner (conv1) width."""
+    c1, c2 = block
+    return (5 if c1 != 5 else 4, c2)
+
+
 @pytest.mark.parametrize("cfg", [SMALL, IMAGENET_STEM], ids=["small-stem", "imagenet-stem"])
 def test_prefix_reuse_is_bit_identical_and_reuses(cfg: NetConfig):
     """Subnets sharing the stem and first-stage blocks start from the saved activations; the logits and
@@ -82,12 +88,11 @@ def test_prefix_reuse_is_bit_identical_and_reuses(cfg: NetConfig):
     base = sorted(iter_sample(OFFICIAL_SPACE, 6, seed=4), key=lambda a: a.code)
     a0 = base[0]
     # the same first stage with another later stage; one block fewer in stage 1; another stem
-    later = dataclasses.replace(a0, blocks=(a0.blocks[0], a0.blocks[1], a0.blocks[2],
-                                            tuple((5 if c1 != 5 else 4, r) for c1, r in a0.blocks[3])))
+    later = dataclasses.replace(a0, blocks=(*a0.blocks[:3], tuple(map(_other_inner, a0.blocks[3]))))
     d1 = max(2, a0.depths[0] - 1)
     shorter = dataclasses.replace(a0, depths=(d1, *a0.depths[1:]), blocks=(a0.blocks[0][:d1], *a0.blocks[1:]))
     b2 = a0.blocks[1]  # the second stage's last block with another inner width: reuse stops inside stage 2
-    mid2 = dataclasses.replace(a0, blocks=(a0.blocks[0], (*b2[:-1], (5 if b2[-1][0] != 5 else 4, b2[-1][1])),
+    mid2 = dataclasses.replace(a0, blocks=(a0.blocks[0], (*b2[:-1], _other_inner(b2[-1])),
                                            *a0.blocks[2:]))
     runs = [(a0, state), (later, state), (mid2, state), (shorter, state), (a0, other), (a0, state),
             *[(a, state) for a in base]]
@@ -119,7 +124,7 @@ def test_prefix_reuse_reaches_through_the_first_stages(stages: int):
     batches = [rng.standard_normal((n, cfg.in_channels, cfg.input_size, cfg.input_size)).astype(np.float32)
                for n in (9, 5)]
     a0 = next(iter_sample(OFFICIAL_SPACE, 1, seed=7))
-    later = dataclasses.replace(a0, blocks=(*a0.blocks[:3], tuple((5 if c1 != 5 else 4, r) for c1, r in a0.blocks[3])))
+    later = dataclasses.replace(a0, blocks=(*a0.blocks[:3], tuple(map(_other_inner, a0.blocks[3]))))
     eng = FusedEngine(prefix_stages=stages)
     eng.logits(layout(channel_plan(a0, cfg), cfg), state, batches)
     before = eng.prefix_hits
