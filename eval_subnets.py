@@ -23,7 +23,7 @@ from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writabl
 from supernet.cli import shard as shard_arg
 from supernet.data import DataError
 from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_scorer, make_header,
-                               read_journals, run_scoring, shard_keys, submission_values)
+                               read_journals, run_scoring, shard_keys, submission_values, wait_for_scores)
 from supernet.runtime import atomic_write_json, barrier, setup
 from supernet.space import tied_violation
 from supernet.supernet_train import net_config
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, JournalError) as e:  # FewShotError is a ValueError
         return fail(str(e))
     remaining = [k for k in keys if archs[k].code not in done]
+    barrier(ctx)  # every rank has read the journals before any writes: all split the same ``remaining``
     mine = shard_keys(archs, remaining, ctx.rank, ctx.world)
     log.info("%d codes (shard %d/%d), %d already done, %d to score on %d process(es); this rank: %d",
              len(keys), shard[0], shard[1], len(keys) - len(remaining), len(remaining), ctx.world, len(mine))
@@ -133,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             journal.close()
-    barrier(ctx)
     if not ctx.is_main:
         return 0
+    if ctx.world > 1:  # the other ranks' shares, read off their journals (not a barrier: see wait_for_scores)
+        wait_for_scores(out, header, {archs[k].code for k in remaining}, f"journal.{tag}.r*.jsonl")
     done = read_journals(out, header)
     missing = [k for k in keys if archs[k].code not in done]
     if missing:

@@ -291,9 +291,35 @@ def _valid_score(rec: dict) -> bool:
     return _finite(rec.get("acc")) and ("nll" not in rec or _finite(rec["nll"]))
 
 
-def read_journals(folder: Path, header: dict) -> dict[str, dict]:
-    """code -> finished record, from the folder's scoring journals (all shards and ranks)."""
-    return journal.read_journals(folder, header, _valid_score)
+def read_journals(folder: Path, header: dict, pattern: str = "journal*.jsonl") -> dict[str, dict]:
+    """code -> finished record, from the folder's scoring journals (all shards and ranks by default)."""
+    return journal.read_journals(folder, header, _valid_score, pattern)
+
+
+WAIT_STALL_S = 1800.0  # how long the other ranks may go without a finished subnet before rank 0 gives up
+
+
+def wait_for_scores(folder: Path, header: dict, codes: set[str], pattern: str, stall_s: float = WAIT_STALL_S,
+                    poll_s: float = 5.0) -> set[str]:
+    """Rank 0's wait for the other ranks' shares, read off their journals (``pattern``) instead of a
+    collective barrier: gloo, Paddle's CPU backend, gives up on a barrier after 30 s, and the ranks of a
+    cost-balanced split still finish that far apart (the 45k run's last shard failed so, its scores
+    complete). Returns the codes still missing: none, or, when no journal has grown for ``stall_s``
+    seconds (a rank died outside a launcher that would have stopped this one too), the ones it lacks."""
+    sizes, changed, missing = None, time.time(), set(codes)
+    while True:
+        now = [(p.name, p.stat().st_size) for p in sorted(Path(folder).glob(pattern))]
+        if now != sizes:
+            sizes, changed = now, time.time()
+            try:
+                missing = set(codes) - set(read_journals(folder, header, pattern))
+            except JournalError as e:  # e.g. a journal whose header is being written: read it again next time
+                log.debug("waiting: %s", e)
+            if not missing:
+                return missing
+        elif time.time() - changed > stall_s:
+            return missing
+        time.sleep(poll_s)
 
 
 def submission_values(done: dict[str, dict], codes: dict[str, str], rank_by: str) -> dict[str, float]:

@@ -84,6 +84,8 @@ def setup_logging(rank: int = 0, level: int = logging.INFO) -> None:
 
 
 def barrier(ctx: Context) -> None:
+    """All ranks meet here. Only for points the ranks reach within seconds of each other: on CPU
+    (gloo) a barrier gives up after 30 s; wait for long work on files instead (evaluate.wait_for_scores)."""
     if ctx.world > 1:
         dist.barrier()
 

@@ -145,6 +145,50 @@ def test_launcher_ranks_share_the_work(setup_dir, reference):
     assert got == reference
 
 
+def test_rank0_waits_on_journals_not_a_timed_barrier(tmp_path):
+    """Rank 0 waits for the other ranks' shares by reading their journals (a gloo barrier gives up after
+    30 s, which killed the 45k run's last shard with every score written): it returns once every code is
+    in, however late, without touching a journal another process is still writing; and it gives up with
+    the codes still missing when no journal grows for the stall limit."""
+    import threading
+    import time as _time
+    from supernet.evaluate import JournalError, read_journals, wait_for_scores
+    from supernet.journal import Journal
+    header = {"checkpoint_sha256": "x", "settings": {"k": 4}}
+    codes = {f"c{i}" for i in range(6)}
+    mine = Journal(tmp_path / "journal.s0of1.r0.jsonl", header)
+    for c in ("c0", "c1", "c2"):
+        mine.append({"arch": c, "acc": 50.0, "nll": 1.0})
+    mine.close()
+    other = Journal(tmp_path / "journal.s0of1.r1.jsonl", header)
+    other._f.write('{"arch": "c3", "acc"')  # the other rank mid-write: a torn line, not to be cut off
+    other._f.flush()
+
+    def late_rank():
+        _time.sleep(0.5)
+        other._f.write(': 51.0, "nll": 1.0}\n')
+        other._f.flush()
+        for c in ("c4", "c5"):
+            _time.sleep(0.3)
+            other.append({"arch": c, "acc": 52.0, "nll": 1.0})
+
+    t = threading.Thread(target=late_rank)
+    t.start()
+    start = _time.time()
+    missing = wait_for_scores(tmp_path, header, codes, "journal.s0of1.r*.jsonl", stall_s=30, poll_s=0.05)
+    t.join()
+    other.close()
+    assert missing == set() and _time.time() - start >= 1.0
+    assert set(read_journals(tmp_path, header)) == codes  # the torn line was completed by its writer, not cut
+    # a rank that stops writing: rank 0 gives up after the stall limit and names what is missing
+    missing = wait_for_scores(tmp_path, header, codes | {"c9"}, "journal.s0of1.r*.jsonl", stall_s=0.3, poll_s=0.05)
+    assert missing == {"c9"}
+    # another run's journal in the folder is still refused when read
+    Journal(tmp_path / "journal.s1of2.r0.jsonl", {**header, "checkpoint_sha256": "y"}).close()
+    with pytest.raises(JournalError, match="another checkpoint"):
+        read_journals(tmp_path, header)
+
+
 def test_invalid_codes_reported_together_before_work(setup_dir, reference):
     bad = dict(json.loads((setup_dir / "archs.json").read_text()))
     bad["arch3"] = {"acc": 0, "arch": "12345"}
