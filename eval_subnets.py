@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if ctx.world > 1:  # the other ranks' shares, read off their journals (not a barrier: see wait_for_scores)
         wait_for_scores(out, header, {archs[k].code for k in remaining}, f"journal.{tag}.r*.jsonl")
-    done = read_journals(out, header)
+    try:
+        done = read_journals(out, header)
+    except JournalError as e:
+        return fail(str(e))
     missing = [k for k in keys if archs[k].code not in done]
     if missing:
         log.error("%d codes have no score (e.g. %s); run the same command again to finish", len(missing), missing[:5])
