@@ -50,3 +50,42 @@ def test_report_marks_gt_codes_and_lists_top(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((zc / "rep.json").read_text())
     assert res["network"]["width_divisor"] == 8 and res["score_label"] == "params (zero-cost score)"
+
+
+def test_report_against_zero_cost_table(tmp_path):
+    """--zero-cost: the run's Kendall against each predictor of tools/zero_cost.py's table, matched by code
+    (the committed form, xz-compressed parts, reads the same); a folder without a table is one-line error."""
+    import lzma
+    archs = {f"arch{i + 1}": a for i, a in enumerate(iter_sample(OFFICIAL_SPACE, 60, seed=5))}
+    macs = {k: count_cost(a, FMNIST28).macs for k, a in archs.items()}
+    sub = tmp_path / "submission.json"
+    archfile.write_official(sub, archs, {k: m / 1e6 for k, m in macs.items()})
+    (tmp_path / "submission.meta.json").write_text(json.dumps(
+        {"rank_by": "loss", "network": {"dataset": "fmnist", "width_divisor": 8, "input_size": 28}}))
+    rows = ["key,arch,macs,neg,partial"] + [
+        f"other{i},{a.code},{macs[k]},{-macs[k]},{'' if i % 2 else macs[k]}" for i, (k, a) in enumerate(archs.items())]
+    zc = tmp_path / "zc"
+    zc.mkdir()
+    (zc / "table.csv").write_text("\n".join(rows) + "\n")
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "table.part1.csv.xz").write_bytes(lzma.compress(("\n".join(rows[:31]) + "\n").encode()))
+    (packed / "table.part2.csv.xz").write_bytes(lzma.compress(("\n".join(rows[:1] + rows[31:]) + "\n").encode()))
+    got = []
+    for table in (zc, packed):
+        out = tmp_path / f"rep_{table.name}"
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "report.py"), str(sub), "--zero-cost", str(table),
+                            "--out", str(out)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        vs = json.loads(Path(str(out) + ".json").read_text())["vs_zero_cost"]
+        assert vs["macs"]["kendall"] > 0.99 and vs["neg"]["kendall"] < -0.99
+        assert vs["macs"]["codes"] == 60 and vs["partial"]["codes"] == 30  # empty cells left out
+        assert "prediction vs zero-cost predictors" in r.stdout
+        got.append(vs)
+    assert got[0] == got[1]
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "report.py"), str(sub), "--zero-cost", str(tmp_path / "rep_zc.json"),
+                        "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode == 2 and "--zero-cost" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "report.py"), str(sub), "--zero-cost", str(tmp_path),
+                        "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode == 2 and "no table.csv" in r.stderr and "Traceback" not in r.stderr

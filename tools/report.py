@@ -3,6 +3,7 @@ marked, the rank correlation of the ground-truth codes inside the run, and the t
 
   python tools/report.py output/eval45k/submission.json --gt benchmarks/gt/d8e2.json --top 20 \
       --out output/eval45k/report          # writes report.png and report.json, prints a summary
+      [--zero-cost output/zc45k]           # + Kendall of the run against each zero-cost predictor
 
 The network (for MACs) comes from the submission's record (``submission.meta.json``, written by
 eval_subnets.py and kept by ``tools/arch_files.py merge``, or tools/zero_cost.py's ``zero_cost.meta.json``,
@@ -11,7 +12,10 @@ so a zero-cost predictor's file is reported the same way); pass --net/--width-di
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import lzma
 import logging
 import sys
 from pathlib import Path
@@ -82,6 +86,37 @@ def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str) ->
     return out, {"macs": macs, "score": score, **{f"gt_{k}": v for k, v in gt_points.items()}}
 
 
+def zero_cost_table(path: Path) -> dict[str, dict[str, float]]:
+    """code -> {predictor: value} from tools/zero_cost.py's table: its folder (``table.csv``, or the
+    committed ``table.part*.csv.xz``) or one such file. Empty cells (no finite score) are left out."""
+    files = ([path / "table.csv"] if (path / "table.csv").is_file() else sorted(path.glob("table.part*.csv.xz"))) \
+        if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise ArchFileError(f"--zero-cost {path}: no table.csv or table.part*.csv.xz of tools/zero_cost.py")
+    table: dict[str, dict[str, float]] = {}
+    for f in files:
+        try:
+            text = (lzma.open(f, "rt", encoding="utf-8") if f.suffix == ".xz" else open(f, encoding="utf-8")).read()
+            rows = list(csv.DictReader(io.StringIO(text)))
+            for r in rows:
+                table[r["arch"]] = {n: float(v) for n, v in r.items() if n not in ("key", "arch") and v not in ("", None)}
+        except (OSError, lzma.LZMAError, UnicodeDecodeError, KeyError, ValueError) as e:
+            raise ArchFileError(f"--zero-cost {f}: not a zero-cost table ({e})") from e
+    return table
+
+
+def against_zero_cost(codes: list[str], score: np.ndarray, table: dict[str, dict[str, float]]) -> dict:
+    """Correlation of the run's scores with each zero-cost predictor, over the run's codes the table holds
+    (matched by code, not key)."""
+    names = sorted({n for row in table.values() for n in row})
+    out = {}
+    for n in names:
+        idx = [i for i, c in enumerate(codes) if n in table.get(c, {})]
+        if len(idx) >= 2:
+            out[n] = {"codes": len(idx), **correlations(score[idx], [table[codes[i]][n] for i in idx])}
+    return out
+
+
 def plot(res: dict, pts: dict, path: Path) -> None:
     import matplotlib
 
@@ -115,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--net", choices=sorted(BASES), help="network, when the submission has no record")
     p.add_argument("--width-divisor", type=positive_int)
     p.add_argument("--top", type=positive_int, default=20)
+    p.add_argument("--zero-cost", help="tools/zero_cost.py's output folder (or its table.csv[.xz]) for the same "
+                                       "codes: the run's Kendall against each predictor")
     p.add_argument("--out", required=True, help="prefix: writes <out>.png and <out>.json")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -130,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 return fail(problem)
         res, pts = report(pred, Path(a.gt) if a.gt else None, cfg, a.top, rank_corr.score_label(pred))
+        if a.zero_cost:
+            entries = read_entries(pred)
+            codes = [entries[k]["arch"] for k in entries]
+            res["vs_zero_cost"] = against_zero_cost(codes, pts["score"], zero_cost_table(Path(a.zero_cost)))
     except ArchFileError as e:
         return fail(str(e))
     plot(res, pts, Path(str(out) + ".png"))
@@ -139,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         g = res["ground_truth"]
         print(f"{g['codes_in_run']} ground-truth codes in the run: Kendall {g['prediction']['kendall']:.3f}, "
               f"Pearson {g['prediction']['pearson']:.3f} (MACs: {g['macs']['kendall']:.3f})")
+    if "vs_zero_cost" in res:
+        print("prediction vs zero-cost predictors (Kendall over the codes both have): " + ", ".join(
+            f"{n} {v['kendall']:.3f}" for n, v in sorted(res["vs_zero_cost"].items(), key=lambda x: -x[1]["kendall"])))
     print(f"top {len(res['top'])} by prediction:")
     for t in res["top"]:
         print(f"  {t['rank']:>3} {t['key']:<10} {t['arch']} {t['score']:.3f} ({t['MMACs']:.1f} MMACs)")
