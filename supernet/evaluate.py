@@ -393,6 +393,7 @@ def shard_keys(archs: dict[str, Arch], keys: Iterable[str], index: int, count: i
     cum = np.cumsum(cost)
     # code j belongs to the share its cost midpoint falls in: every code in exactly one share
     mid = cum - cost / 2
-    share = np.minimum((mid / max(float(cum[-1]) if len(cum) else 0.0, 1e-12) * count).astype(int), count - 1)
+    total = float(cum[-1]) if len(cum) else 0.0
+    share = np.minimum((mid / max(total, 1e-12) * count).astype(int), count - 1)
     mine = {k for k, s in zip(order, share) if s == index}
     return [k for k in keys if k in mine]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import lzma
 import logging
@@ -57,7 +56,8 @@ def network_of(pred: Path, net: str | None, divisor: int | None) -> NetConfig:
     return NetConfig(base.in_channels, base.num_classes, int(d), base.stem, base.input_size)
 
 
-def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str) -> tuple[dict, dict]:
+def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str,
+           zero_cost: dict[str, dict[str, float]] | None = None) -> tuple[dict, dict]:
     entries = read_entries(pred)
     keys = list(entries)
     codes = [entries[k]["arch"] for k in keys]
@@ -68,6 +68,8 @@ def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str) ->
     order = np.argsort(-score)
     out["top"] = [{"rank": i + 1, "key": keys[j], "arch": codes[j], "score": float(score[j]), "MMACs": macs[j] / 1e6}
                   for i, j in enumerate(order[:top])]
+    if zero_cost is not None:
+        out["vs_zero_cost"] = against_zero_cost(codes, score, zero_cost)
     gt_points = {}
     if gt is not None:
         truth = gt_scores(gt)  # mean top-1 with the seeds' shared offsets removed (rank_corr's default)
@@ -96,8 +98,8 @@ def zero_cost_table(path: Path) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
     for f in files:
         try:
-            text = (lzma.open(f, "rt", encoding="utf-8") if f.suffix == ".xz" else open(f, encoding="utf-8")).read()
-            rows = list(csv.DictReader(io.StringIO(text)))
+            with (lzma.open(f, "rt", encoding="utf-8") if f.suffix == ".xz" else open(f, encoding="utf-8")) as fh:
+                rows = list(csv.DictReader(fh))
             for r in rows:
                 table[r["arch"]] = {n: float(v) for n, v in r.items() if n not in ("key", "arch") and v not in ("", None)}
         except (OSError, lzma.LZMAError, UnicodeDecodeError, KeyError, ValueError) as e:
@@ -166,11 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             problem = rank_corr.network_mismatch(pred.with_name(pred.stem + ".meta.json"), a.gt)
             if problem:
                 return fail(problem)
-        res, pts = report(pred, Path(a.gt) if a.gt else None, cfg, a.top, rank_corr.score_label(pred))
-        if a.zero_cost:
-            entries = read_entries(pred)
-            codes = [entries[k]["arch"] for k in entries]
-            res["vs_zero_cost"] = against_zero_cost(codes, pts["score"], zero_cost_table(Path(a.zero_cost)))
+        table = zero_cost_table(Path(a.zero_cost)) if a.zero_cost else None
+        res, pts = report(pred, Path(a.gt) if a.gt else None, cfg, a.top, rank_corr.score_label(pred), table)
     except ArchFileError as e:
         return fail(str(e))
     plot(res, pts, Path(str(out) + ".png"))
