@@ -2,7 +2,7 @@
 
 Trains one supernet per recipe from the same seed and the same budget (images, epochs, steps),
 scores the ground-truth codes with each, and prints Kendall tau / Pearson / Spearman next to the
-zero-cost floor (MACs, params, Zen-Score, NASWOT, SynFlow, grad-norm, SNIP, computed on the GT codes
+zero-cost floor (MACs, params, depth, Zen-Score, NASWOT, SynFlow, grad-norm, SNIP, computed on the GT codes
 unless --zero-cost gives them), and tau minus the best zero-cost predictor's tau (named) with a paired
 bootstrap 95 % interval over codes (tools/rank_corr.py): with a few dozen codes, differences of 0.1
 are noise, and the interval says so. Recipes of the challenge's winning teams are variants (issue 15):

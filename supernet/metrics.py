@@ -152,6 +152,32 @@ def bootstrap_tau_diff(pred: Sequence[float], other: Sequence[float], gt: Sequen
 
 
 def zero_cost(codes: Sequence[str], cfg: NetConfig = IMAGENET) -> dict[str, list[float]]:
-    """MACs and parameter counts of codes: the predictors a supernet has to beat."""
-    costs = [count_cost(parse_code(c), cfg) for c in codes]
-    return {"macs": [float(c.macs) for c in costs], "params": [float(c.params) for c in costs]}
+    """MACs, parameter counts and depths (residual blocks) of codes: the free predictors a supernet has to
+    beat. Depth is there because most of what separates the 45k list's codes is their depth (their widths
+    vary little), so a predictor that only counts blocks is a floor in its own right."""
+    archs = [parse_code(c) for c in codes]
+    costs = [count_cost(a, cfg) for a in archs]
+    return {"macs": [float(c.macs) for c in costs], "params": [float(c.params) for c in costs],
+            "depth": [float(sum(a.depths)) for a in archs]}
+
+
+def kendall_within(x: Sequence[float], y: Sequence[float], groups: Sequence[float]) -> tuple[float, int]:
+    """Kendall tau-b over the pairs of items in the same group only, and the number of such pairs.
+
+    With ``groups`` = depth this says what a predictor knows beyond depth: pairs of codes with the same
+    number of blocks, which depth alone cannot order. NaN when there is no such pair or one side is
+    constant on all of them."""
+    x, y, groups = (np.asarray(v, np.float64) for v in (x, y, groups))
+    conc = tx = ty = pairs = 0.0
+    for g in np.unique(groups):
+        i = np.flatnonzero(groups == g)
+        if len(i) < 2:
+            continue
+        dx = np.sign(x[i, None] - x[None, i])[np.triu_indices(len(i), 1)]
+        dy = np.sign(y[i, None] - y[None, i])[np.triu_indices(len(i), 1)]
+        conc += float((dx * dy).sum())  # concordant minus discordant
+        tx += float((dx == 0).sum())
+        ty += float((dy == 0).sum())
+        pairs += len(dx)
+    denom = np.sqrt((pairs - tx) * (pairs - ty))
+    return (conc / denom if denom > 0 else float("nan")), int(pairs)

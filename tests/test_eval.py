@@ -14,7 +14,8 @@ from scipy import stats
 
 from conftest import ROOT, run_and_kill, run_env, write_idx
 from supernet.config import load_config
-from supernet.metrics import bootstrap_tau_diff, kendall_tau_b, pearson, rank_blend, spearman, top_k_overlap
+from supernet.metrics import (bootstrap_tau_diff, kendall_tau_b, kendall_within, pearson, rank_blend, spearman,
+                              top_k_overlap, zero_cost)
 from supernet.resnet import ResNet48, SuperNet
 from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample
 from supernet.supernet_train import save_supernet
@@ -290,6 +291,28 @@ def test_rank_metrics_equal_scipy_with_ties():
     assert top_k_overlap([3, 2, 1, 0], [3, 2, 0, 1], 2) == 1.0
 
 
+def test_kendall_within_groups_counts_only_pairs_inside_a_group():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 5, 40).astype(float)
+    y = np.round(x * 0.5 + rng.normal(size=40), 1)
+    tau, pairs = kendall_within(x, y, np.zeros(40))  # one group: plain tau-b, ties included
+    assert tau == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12) and pairs == 40 * 39 // 2
+    # two depth groups, each ordered backwards inside but the deeper group better: overall tau is positive,
+    # the within-group tau is -1 (a predictor that only knows depth learns nothing from the inside pairs)
+    depth = np.array([10, 10, 10, 12, 12, 12], float)
+    pred = np.array([1, 2, 3, 11, 12, 13], float)
+    gt = np.array([3, 2, 1, 13, 12, 11], float)
+    assert kendall_tau_b(pred, gt) > 0
+    assert kendall_within(pred, gt, depth) == (pytest.approx(-1.0), 6)
+    tau, pairs = kendall_within([1, 2, 3], [3, 1, 2], [1, 2, 3])  # no two items share a group
+    assert np.isnan(tau) and pairs == 0
+
+
+def test_zero_cost_floor_includes_depth():
+    code = OFFICIAL_SPACE.largest().code
+    assert zero_cost([code])["depth"] == [float(sum(OFFICIAL_SPACE.largest().depths))]
+
+
 def test_bootstrap_tau_difference():
     rng = np.random.default_rng(1)
     gt = rng.normal(size=30)
@@ -355,7 +378,9 @@ def test_rank_corr_tool_matches_by_code(tmp_path, dev_gt):
     assert res["n"] == len(gt) and res["unmatched_pred"] == 1
     assert res["kendall"] == pytest.approx(stats.kendalltau(p, g).statistic)
     assert res["pearson"] == pytest.approx(stats.pearsonr(p, g).statistic)
-    assert {"macs", "params"} == set(res["floor"])
+    assert {"macs", "params", "depth"} == set(res["floor"])
+    w = res["within_depth"]  # tau over the pairs of equal depth, for the prediction and for MACs
+    assert w["pairs"] > 0 and -1 <= w["prediction"] <= 1 and -1 <= w["macs"] <= 1
     vs = res["vs_zero_cost"]  # paired bootstrap against the better zero-cost predictor
     best = max(res["floor"], key=lambda k: res["floor"][k]["kendall"])
     assert vs["against"] == best and vs["diff"] == pytest.approx(res["kendall"] - res["floor"][best]["kendall"])

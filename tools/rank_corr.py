@@ -4,10 +4,11 @@
   python tools/rank_corr.py PRED GT --json      # {"n", "kendall", "pearson", "spearman", ...}
   python tools/rank_corr.py PRED GT --against OTHER_PRED   # is PRED really ahead of OTHER_PRED?
 
-Also prints the zero-cost floor: the same figures for MACs and parameter count as predictors (and,
+Also prints the zero-cost floor: the same figures for MACs, parameter count and depth as predictors (and,
 with --zero-cost DIR, Zen-Score, NASWOT, SynFlow, grad-norm and SNIP from tools/zero_cost.py), and tau
 minus the best one's tau with a paired bootstrap 95 % interval over codes (likewise against
---against): on a few dozen noisy ground-truth codes a difference of 0.1 is often noise.
+--against): on a few dozen noisy ground-truth codes a difference of 0.1 is often noise. Kendall tau
+over the pairs of codes with equal depth says what a predictor knows beyond depth.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from supernet import groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError, read_archs, read_scores  # noqa: E402
 from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
-from supernet.metrics import bootstrap_tau_diff, correlations, zero_cost  # noqa: E402
+from supernet.metrics import bootstrap_tau_diff, correlations, kendall_within, zero_cost  # noqa: E402
 from supernet.zero_cost import PREDICTORS  # noqa: E402
 from supernet.space import FMNIST28, IMAGENET  # noqa: E402
 
@@ -122,6 +123,11 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     best = max(floor, key=lambda k: floor[k]["kendall"])
     vs = {"against": best, **bootstrap_tau_diff(p, zc[best], g)} if small else None
     vs_macs = {"against": "macs", **bootstrap_tau_diff(p, zc["macs"], g)} if small and best != "macs" else None
+    # What is known beyond depth: tau over the pairs of codes with the same number of blocks.
+    within = None
+    if small:
+        tau_p, pairs = kendall_within(p, g, zc["depth"])
+        within = {"prediction": tau_p, "macs": kendall_within(zc["macs"], g, zc["depth"])[0], "pairs": pairs}
     vs_other = None
     if other is not None and small:
         o = [other[c] for c in codes]
@@ -133,6 +139,7 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         "vs_zero_cost": vs,
         "vs_macs": vs_macs,  # the challenge's hard floor, when it is not the best zero-cost predictor anyway
         "vs_other": vs_other,
+        "within_depth": within,  # {"prediction", "macs": tau over equal-depth pairs, "pairs": how many}
         "unmatched_pred": len(pred) - len(codes),
         "unmatched_gt": len(gt) - len(codes) - len(left_out),
         "excluded": len(left_out),
@@ -186,6 +193,10 @@ def format_table(res: dict) -> str:
     for name, r in rows:
         lines.append(f"{name:<22} {r['n']:>6} {r['kendall']:>8.4f} {r['pearson']:>8.4f} {r['spearman']:>8.4f} "
                      + " ".join(f"{r[k]:>14.3f}" for k in keys))
+    w = res.get("within_depth")
+    if w and w["pairs"]:
+        lines.append(f"kendall over the {w['pairs']} pairs of equal depth (what is known beyond depth): "
+                     f"prediction {w['prediction']:+.3f}, MACs {w['macs']:+.3f}")
     for vs in (res.get("vs_macs"), res.get("vs_zero_cost"), res.get("vs_other")):
         if vs:
             lines.append(f"kendall minus {vs['against']}'s: {vs['diff']:+.3f}, 95% bootstrap interval over codes "
@@ -200,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("gt")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", help="write a scatter plot (PNG)")
-    p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params floor")
+    p.add_argument("--net", choices=sorted(NETS), default="imagenet", help="network for the MACs/params/depth floor")
     p.add_argument("--against", help="another prediction file: paired bootstrap of the tau difference")
     p.add_argument("--zero-cost", help="folder of tools/zero_cost.py outputs: their predictors join the floor")
     p.add_argument("--plain-mean", action="store_true",
