@@ -102,14 +102,16 @@ def simulate(n_seeds: np.ndarray, noise_sd: float, code_sd: float, rho: float, s
 
 def job_minutes(gt_path: Path) -> dict:
     """CPU minutes per standalone job (wall seconds, less any time it was stopped on purpose, x threads) from
-    the campaign's ``<name>.jobs.jsonl``."""
+    the campaign's ``<name>.jobs.jsonl``. Jobs that continued from a checkpoint (``resumed``) ran only part
+    of their training in the recorded time and are left out."""
     jobs = gt_path.with_name(gt_path.stem + ".jobs.jsonl")
     if not jobs.is_file():
         return {}
     recs = [json.loads(ln) for ln in jobs.read_text().splitlines() if ln.strip()]
-    cpu = [(r["seconds"] - r.get("paused_s", 0.0)) * max(1, r.get("threads") or 1) / 60
-           for r in recs if r.get("rc") == 0 and not r.get("gpus")]
-    return {"jobs_timed": len(cpu), "cpu_min_median": float(np.median(cpu)) if cpu else None,
+    ok = [r for r in recs if r.get("rc") == 0 and not r.get("gpus")]
+    cpu = [(r["seconds"] - r.get("paused_s", 0.0)) * max(1, r.get("threads") or 1) / 60 for r in ok if not r.get("resumed")]
+    return {"jobs_timed": len(cpu), "jobs_resumed": len(ok) - len(cpu),
+            "cpu_min_median": float(np.median(cpu)) if cpu else None,
             "cpu_min_mean": float(np.mean(cpu)) if cpu else None}
 
 

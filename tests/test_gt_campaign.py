@@ -14,6 +14,9 @@ from conftest import ROOT, real_fmnist, run_env
 from supernet import groundtruth
 from supernet.space import FMNIST28, OFFICIAL_SPACE, count_cost, iter_sample
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import gt_power  # noqa: E402
+
 CODES = ["1222233333000000333300000055550000000000007777000000",
          "1558511131112131312111212121215121315151312111212161"]
 TINY = ["--train_images", "320", "--val_images", "200", "--batch_size", "32", "--lr", "0.4", "--warmup", "0.3",
@@ -55,7 +58,7 @@ def test_campaign_runs_merges_and_skips_what_is_done(tmp_path):
     proto = json.loads((tmp_path / "gt.protocol.json").read_text())
     assert proto["width_divisor"] == 8 and proto["max_epoch"] == 2 and proto["train_images"] == 320
     lines = (tmp_path / "work" / "campaign.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and all(json.loads(ln)["rc"] == 0 for ln in lines)
+    assert len(lines) == 4 and all(json.loads(ln)["rc"] == 0 and json.loads(ln)["resumed"] is False for ln in lines)
     again = campaign(tmp_path)
     assert again.returncode == 0 and "0 jobs to run, 4 already in" in again.stderr
     # the same GT file under another protocol is refused before any job
@@ -85,6 +88,11 @@ def test_killed_campaign_resumes_its_jobs(tmp_path):
     log = (tmp_path / "work" / f"{CODES[1]}_s1" / "campaign.log").read_text()
     assert "resuming from" in log
     assert list(json.loads((tmp_path / "gt.json").read_text()).values())[0]["per_seed"].keys() == {"1"}
+    # its wall time covers only the part after the checkpoint: recorded as resumed, left out of the cost per job
+    rec = json.loads((tmp_path / "gt.jobs.jsonl").read_text())
+    assert rec["resumed"] is True
+    assert gt_power.job_minutes(tmp_path / "gt.json") == {"jobs_timed": 0, "jobs_resumed": 1, "cpu_min_median": None,
+                                                          "cpu_min_mean": None}
 
 
 def test_failed_job_is_reported_and_not_recorded(tmp_path):

@@ -156,15 +156,17 @@ def run(jobs: list[Job], a: argparse.Namespace, passthrough: list[str], gpus: in
     """Run ``jobs`` with ``a.jobs`` at once; returns the failures (one line each)."""
     from tqdm import tqdm
 
+    from supernet import checkpoint  # imports paddle: not needed to refuse bad arguments
+
     failures: list[str] = []
-    running: dict[int, tuple[Job, subprocess.Popen, float]] = {}
+    running: dict[int, tuple[Job, subprocess.Popen, float, bool]] = {}
     queue = list(jobs)
     record = Path(a.work) / "campaign.jsonl"
     jobs_log = Path(a.gt).with_name(Path(a.gt).stem + ".jobs.jsonl")
     bar = tqdm(total=len(jobs), desc="gt jobs", unit="job", dynamic_ncols=True)
 
     def stop(signum, _frame):
-        for _, proc, _ in running.values():
+        for _, proc, _, _ in running.values():
             os.killpg(proc.pid, signal.SIGTERM)
         raise SystemExit(f"stopped by signal {signum}; run the same command again to resume")
 
@@ -174,17 +176,20 @@ def run(jobs: list[Job], a: argparse.Namespace, passthrough: list[str], gpus: in
             for slot in range(a.jobs):
                 if slot not in running and queue:
                     job = queue.pop(0)
-                    running[slot] = (job, start(job, slot, a, passthrough, gpus), time.time())
+                    # a job that continues from a checkpoint ran only part of its training here: its wall time
+                    # is not a job's cost (gt_power leaves such records out of the CPU minutes per job)
+                    resumed = bool(checkpoint.list_checkpoints(Path(a.work) / job.name / "checkpoints"))
+                    running[slot] = (job, start(job, slot, a, passthrough, gpus), time.time(), resumed)
             time.sleep(1.0)
-            for slot, (job, proc, t0) in list(running.items()):
+            for slot, (job, proc, t0, resumed) in list(running.items()):
                 if proc.poll() is None:
                     continue
                 del running[slot]
                 secs = time.time() - t0
                 d = Path(a.work) / job.name
                 rec = {"code": job.code, "key": job.key, "seed": job.seed, "macs": job.macs, "rc": proc.returncode,
-                       "seconds": round(secs, 1), "threads": a.threads, "jobs": a.jobs, "gpus": gpus,
-                       "time": round(time.time(), 1)}
+                       "seconds": round(secs, 1), "resumed": resumed, "threads": a.threads, "jobs": a.jobs,
+                       "gpus": gpus, "time": round(time.time(), 1)}
                 result = d / "result.json"
                 if proc.returncode == 0 and result.is_file():
                     res = json.loads(result.read_text())
