@@ -8,8 +8,9 @@ bootstrap 95 % interval over codes (tools/rank_corr.py): with a few dozen codes,
 are noise, and the interval says so. Recipes of the challenge's winning teams are variants (issue 15):
 rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count in the budget), finetune
 (1st; from a full model trained standalone first, whose minutes are added to train_min), baseline_kd
-(the organisers' 2 random subnets + that full model as frozen teacher), depth_deep and fewshot_s4 (ours). BN recalibration is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every
-scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by), and blended by rank with
+(the organisers' 2 random subnets + that full model as frozen teacher), depth_deep and fewshot_s4 (ours);
+ens_seed2 and ens_half2 are ensembles (rank means of supernets from other seeds, ours). BN recalibration
+is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by), and blended by rank with
 a zero-cost predictor fixed in advance (--blend-with, params by default; tools/blend.py).
 --gt-metrics top1,ce also ranks the ground truth by test cross-entropy (less noisy on the v3 proxy).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -82,7 +84,16 @@ VARIANTS: dict[str, list[str]] = {
     # 1st place: fine-tune from a trained full model with it as frozen teacher (configs/fmnist_finetune.yaml);
     # the full model is trained standalone first (pretrain.py, the GT protocol), its cost reported apart
     "finetune": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}"],
+    # the default recipe from other training seeds (init, data order, sampled subnets), and at half the epochs:
+    # the members of the ensembles below, and a measure of how much a supernet's ranking owes to its seed
+    "seed1": ["train.seed=1"],
+    "half": ["train.epochs={epochs_half}"],
+    "half_seed1": ["train.epochs={epochs_half}", "train.seed=1"],
 }
+# Ensembles (ours, session 12): the rank mean of several supernets' scores (tools/blend.py), costing their summed
+# training. Weight sharing makes one supernet's order partly an accident of its seed; averaging seeds removes
+# some of that. ens_half2 spends the default budget (two supernets at half the epochs), ens_seed2 twice it.
+ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
 BASE_CONFIG = {"finetune": "fmnist_finetune.yaml"}  # variants trained from another config than --config
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
@@ -128,7 +139,7 @@ def default_file(work: Path, k: int, rank_by: str, blend_with: str = "") -> str 
 
 def budget_fields(epochs: int, full_model: Path) -> dict[str, object]:
     return {"epochs": epochs, "epochs_minus_2": max(1, epochs - 2), "epochs_third": max(1, epochs // 3),
-            "full_model": full_model}
+            "epochs_half": max(1, epochs // 2), "full_model": full_model}
 
 
 def fill(override: str, fields: dict[str, object]) -> str:
@@ -198,15 +209,6 @@ def main() -> None:
     gt = Path(a.gt)
     if not gt.is_file():
         raise SystemExit(f"ground truth {gt} not found (pass --gt)")
-    ctx = setup("cpu")
-    work = Path(a.work).resolve()  # recorded in few-shot/finetune configs (model.init): one path per run
-    budget = [f"data.train_images={a.train_images}", f"train.epochs={a.epochs}", "train.eval_codes=0"]
-    if a.zero_cost is None:  # the floor is the best zero-cost predictor, not MACs alone (resumable journal)
-        a.zero_cost = str(work / "zero_cost")
-        r = subprocess.run([sys.executable, str(ROOT / "tools" / "zero_cost.py"), str(gt), "--out", a.zero_cost,
-                            "--width-divisor", str(groundtruth.network_of(gt, FMNIST28).width_divisor)])
-        if r.returncode:
-            raise SystemExit(f"zero-cost predictors failed on {gt} (exit {r.returncode})")
     rows, details, floors = [], {}, {}
     gt_metrics = a.gt_metrics.split(",")
     if not gt_metrics or any(m not in groundtruth.GT_METRICS for m in gt_metrics):
@@ -218,18 +220,72 @@ def main() -> None:
         return {"env": environment(), "args": vars(a), "rows": rows, "details": details,
                 "complete": done == names, "done_variants": done, "gt_file": str(gt), "gt_entries": gt_entries}
 
-    unknown = [n for n in names if n not in VARIANTS]
+    unknown = [n for n in names if n not in VARIANTS and n not in ENSEMBLES]
     if unknown:
-        raise SystemExit(f"error: --variants: unknown {unknown} (known: {', '.join(VARIANTS)})")
+        raise SystemExit(f"error: --variants: unknown {unknown} (known: {', '.join([*VARIANTS, *ENSEMBLES])})")
+    for e in (n for n in names if n in ENSEMBLES):
+        early = [m for m in ENSEMBLES[e] if m not in names[: names.index(e)]]
+        if early:
+            raise SystemExit(f"error: --variants: ensemble {e} needs its members {early} listed before it")
     if a.blend_with and a.blend_with not in SCORE_FILES:
         raise SystemExit(f"error: --blend-with: unknown predictor {a.blend_with!r} (known: {', '.join(SCORE_FILES)})")
     if a.full_model and not Path(a.full_model).is_file():
         raise SystemExit(f"error: --full-model {a.full_model} does not exist")
-    uses_full = [n for n in names if any("{full_model}" in o for o in VARIANTS[n])]
+    ctx = setup("cpu")
+    work = Path(a.work).resolve()  # recorded in few-shot/finetune configs (model.init): one path per run
+    budget = [f"data.train_images={a.train_images}", f"train.epochs={a.epochs}", "train.eval_codes=0"]
+    if a.zero_cost is None:  # the floor is the best zero-cost predictor, not MACs alone (resumable journal)
+        a.zero_cost = str(work / "zero_cost")
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "zero_cost.py"), str(gt), "--out", a.zero_cost,
+                            "--width-divisor", str(groundtruth.network_of(gt, FMNIST28).width_divisor)])
+        if r.returncode:
+            raise SystemExit(f"zero-cost predictors failed on {gt} (exit {r.returncode})")
+    uses_full = [n for n in names if any("{full_model}" in o for o in VARIANTS.get(n, []))]
     full_path, full_min = ((Path(a.full_model), 0.0) if a.full_model else full_model(work)) if uses_full \
         else (None, 0.0)
     fields = budget_fields(a.epochs, full_path)
+
+    def measure(name: str, sub: Path, k: int, rank_by: str, train_min: float, t: float, about: dict) -> None:
+        """Rows (and details) of one scoring file, per GT metric, plain and blended with the zero-cost prior."""
+        mixed = sub.with_name(f"submission_{rank_by}+{a.blend_with}.json")
+        if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
+            blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
+        for gm in gt_metrics:
+            res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
+                                    against=default_file(work, k, rank_by) if name != "default" else None)
+            floors[gm] = res["floor"]
+            if name == "default" and k == 4 and rank_by == "loss" and gm == gt_metrics[0]:
+                rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
+            row = {"variant": name, "calib_K": k, "rank_by": rank_by, "gt_metric": gm, "n": res["n"],
+                   "kendall": res["kendall"], "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res),
+                   "train_min": train_min, "score_min": (time.time() - t) / 60}
+            rows.append(row)
+            details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {
+                **about, **{k2: v for k2, v in res.items() if k2 != "_points"}}
+            if a.blend_with:
+                bres = rank_corr.compare(
+                    str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
+                    against=default_file(work, k, rank_by, a.blend_with) if name != "default" else None)
+                rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
+                             "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
+            print_table("so far", rows, list(row))
+
+    train_mins: dict[str, float] = {}
     for name in names:
+        if name in ENSEMBLES:  # members trained and scored above (checked before anything ran)
+            out = work / name / "score_k4"
+            out.mkdir(parents=True, exist_ok=True)
+            t = time.time()
+            for rank_by in RANK_BY:
+                sub = out / f"submission_{rank_by}.json"
+                parts = [work / m / "score_k4" / f"submission_{rank_by}.json" for m in ENSEMBLES[name]]
+                if not all(f.is_file() for f in parts):
+                    raise SystemExit(f"error: ensemble {name}: its members were not scored at K = 4 ({parts})")
+                blend.blend(str(sub), [str(f) for f in parts])
+                measure(name, sub, 4, rank_by, sum(train_mins[m] for m in ENSEMBLES[name]), t,
+                        {"members": ENSEMBLES[name]})
+            write_json(a.out, result(names[: names.index(name) + 1]))
+            continue
         overrides = [fill(o, fields) for o in VARIANTS[name]]
         config = ROOT / "configs" / BASE_CONFIG[name] if name in BASE_CONFIG else a.config
         cfg = load_config(config, budget + overrides + [f"train.output_dir={work / name}"])
@@ -238,7 +294,7 @@ def main() -> None:
         if problem:
             raise SystemExit(f"error: {problem}")
         checkpoint = train_variant(cfg, ctx, work / name)
-        train_min = logged_minutes(work / name) + (full_min if name in uses_full else 0.0)
+        train_min = train_mins[name] = logged_minutes(work / name) + (full_min if name in uses_full else 0.0)
         ks = [int(k) for k in a.calib.split(",")] if name == a.calib_on else [4]
         for k in ks:
             out = work / name / f"score_k{k}"
@@ -251,29 +307,9 @@ def main() -> None:
                     raise SystemExit(f"scoring failed for {name} K={k}")
                 sub = out / f"submission_{rank_by}.json"
                 (out / "submission.json").replace(sub)
-                mixed = out / f"submission_{rank_by}+{a.blend_with}.json"
-                if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
-                    blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
-                for gm in gt_metrics:
-                    res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm,
-                                            exclude=a.exclude,
-                                            against=default_file(work, k, rank_by) if name != "default" else None)
-                    floors[gm] = res["floor"]
-                    if name == "default" and k == 4 and rank_by == "loss" and gm == gt_metrics[0]:
-                        rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
-                    row = {"variant": name, "calib_K": k, "rank_by": rank_by, "gt_metric": gm, "n": res["n"], "kendall": res["kendall"],
-                           "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res), "train_min": train_min,
-                           "score_min": (time.time() - t) / 60}
-                    rows.append(row)
-                    details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {"config_overrides": overrides, "config": str(config),
-                                                         **{k2: v for k2, v in res.items() if k2 != "_points"}}
-                    if a.blend_with:
-                        bres = rank_corr.compare(
-                            str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
-                            against=default_file(work, k, rank_by, a.blend_with) if name != "default" else None)
-                        rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
-                                     "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
-                    print_table("so far", rows, list(row))
+                # its record (network, checkpoint, settings) goes with it: rank_corr and blend check the network
+                shutil.copyfile(out / "submission.meta.json", sub.with_name(sub.stem + ".meta.json"))
+                measure(name, sub, k, rank_by, train_min, t, {"config_overrides": overrides, "config": str(config)})
         # after each variant, so a stopped run leaves what it measured (marked incomplete)
         write_json(a.out, result(names[: names.index(name) + 1]))
     for gm, floor in floors.items():  # the zero-cost floor depends only on the GT codes and metric

@@ -45,6 +45,8 @@ def recorded_network(meta: Path) -> dict | None:
         return None
     try:
         net = json.loads(meta.read_text(encoding="utf-8"))["network"]
+        if net is None:  # a blend of inputs none of which recorded one (tools/blend.py)
+            return None
         return {"dataset": str(net["dataset"]), "width_divisor": int(net["width_divisor"]),
                 "input_size": int(net["input_size"])}
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
