@@ -109,7 +109,8 @@ def job_minutes(gt_path: Path) -> dict:
         return {}
     recs = [json.loads(ln) for ln in jobs.read_text().splitlines() if ln.strip()]
     ok = [r for r in recs if r.get("rc") == 0 and not r.get("gpus")]
-    cpu = [(r["seconds"] - r.get("paused_s", 0.0)) * max(1, r.get("threads") or 1) / 60 for r in ok if not r.get("resumed")]
+    cpu = [(r["seconds"] - r.get("paused_s", 0.0)) * max(1, r.get("threads") or 1) / 60
+           for r in ok if not r.get("resumed")]
     return {"jobs_timed": len(cpu), "jobs_resumed": len(ok) - len(cpu),
             "cpu_min_median": float(np.median(cpu)) if cpu else None,
             "cpu_min_mean": float(np.mean(cpu)) if cpu else None}

@@ -10,7 +10,8 @@ rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count i
 (1st; from a full model trained standalone first, whose minutes are added to train_min), baseline_kd
 (the organisers' 2 random subnets + that full model as frozen teacher), depth_deep and fewshot_s4 (ours);
 ens_seed2 and ens_half2 are ensembles (rank means of supernets from other seeds, ours). BN recalibration
-is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every scoring is reported ranked by top-1 and by loss (eval_subnets.py --rank-by), and blended by rank with
+is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every scoring is reported ranked by top-1
+and by loss (eval_subnets.py --rank-by), and blended by rank with
 a zero-cost predictor fixed in advance (--blend-with, params by default; tools/blend.py).
 --gt-metrics top1,ce also ranks the ground truth by test cross-entropy (less noisy on the v3 proxy).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +33,7 @@ from common import ROOT, environment, print_table, write_json
 
 from supernet import fewshot, groundtruth
 from supernet.config import load_config
-from supernet.runtime import setup
+from supernet.runtime import atomic_write_bytes, setup
 from supernet.space import FMNIST28
 from supernet.supernet_train import fewshot_group_config, net_config, train_supernet
 from supernet.zero_cost import SCORE_FILES
@@ -308,7 +308,7 @@ def main() -> None:
                 sub = out / f"submission_{rank_by}.json"
                 (out / "submission.json").replace(sub)
                 # its record (network, checkpoint, settings) goes with it: rank_corr and blend check the network
-                shutil.copyfile(out / "submission.meta.json", sub.with_name(sub.stem + ".meta.json"))
+                atomic_write_bytes(sub.with_name(sub.stem + ".meta.json"), (out / "submission.meta.json").read_bytes())
                 measure(name, sub, k, rank_by, train_min, t, {"config_overrides": overrides, "config": str(config)})
         # after each variant, so a stopped run leaves what it measured (marked incomplete)
         write_json(a.out, result(names[: names.index(name) + 1]))

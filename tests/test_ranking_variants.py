@@ -80,7 +80,8 @@ def test_ensemble_is_the_rank_mean_of_its_members_scores(tmp_path):
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["complete"] and res["details"]["ens_seed2_k4_loss"]["members"] == ["default", "seed1"]
     for rank_by in ("top1", "loss"):
-        parts = [read_scores(tmp_path / "work" / m / "score_k4" / f"submission_{rank_by}.json") for m in ("default", "seed1")]
+        parts = [read_scores(tmp_path / "work" / m / "score_k4" / f"submission_{rank_by}.json")
+                 for m in ("default", "seed1")]
         assert parts[0] != parts[1], "two seeds gave the same scores"
         ens = read_scores(tmp_path / "work" / "ens_seed2" / "score_k4" / f"submission_{rank_by}.json")
         codes = list(parts[0])
