@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, str(ROOT))
 from supernet.archfile import default_shared_dir  # noqa: E402
-from supernet.metrics import kendall_tau_b, zero_cost  # noqa: E402
+from supernet.metrics import kendall_tau_b, kendall_within, zero_cost  # noqa: E402
 from supernet.groundtruth import network_of  # noqa: E402
 from supernet.space import FMNIST28  # noqa: E402
 
@@ -116,15 +116,23 @@ def job_minutes(gt_path: Path) -> dict:
             "cpu_min_mean": float(np.mean(cpu)) if cpu else None}
 
 
-def seed_agreement(gt: dict) -> float | None:
-    """Kendall tau between two seeds' results over the codes that have both (the first two seeds)."""
+def seed_agreement(gt: dict, same_depth: bool = False) -> float | None:
+    """Kendall tau between two seeds' results over the codes that have both (the first two seeds). With
+    ``same_depth``, over the pairs of codes with equal depth only: how much of the file's reproducible
+    order is more than depth (on d8e2 at 46 codes: none, BENCHMARKS.md)."""
     pairs = []
     for v in gt.values():
         per = v.get("per_seed", {})
         if len(per) > 1:
             a, b = sorted(per)[:2]
-            pairs.append((per[a], per[b]))
-    return kendall_tau_b(*zip(*pairs)) if len(pairs) > 2 else None
+            pairs.append((v["arch"], per[a], per[b]))
+    if len(pairs) <= 2:
+        return None
+    codes, first, second = zip(*pairs)
+    if not same_depth:
+        return kendall_tau_b(first, second)
+    tau, n = kendall_within(first, second, zero_cost(list(codes))["depth"])
+    return tau if n else None
 
 
 def as_metric(gt: dict, metric: str) -> dict:
@@ -155,7 +163,8 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
         macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], network_of(path, FMNIST28))["macs"], accs)
         row = {"candidate": gt_path.stem, "metric": metric, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
                "acc_min": min(accs), "acc_max": max(accs), "seed_sd": model["noise_sd"], "code_sd": model["code_sd"],
-               "macs_tau": macs_tau, "seed_tau": seed_agreement(gt), **job_minutes(gt_path)}
+               "macs_tau": macs_tau, "seed_tau": seed_agreement(gt),
+               "seed_tau_same_depth": seed_agreement(gt, same_depth=True), **job_minutes(gt_path)}
         for k in final_seeds:
             r = simulate(np.full(final_codes, k), model["noise_sd"], model["code_sd"], 0.9, sims, 0, rng)
             row[f"ceiling_{final_codes}x{k}"] = r["ceiling_mean"]
@@ -192,8 +201,7 @@ def main() -> None:
                 paths = [q for q in paths if all("per_seed_ce" in v for v in json.loads(Path(q).read_text()).values())]
             rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds)
         cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "macs_tau",
-                "seed_tau",
-                "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
+                "seed_tau", "seed_tau_same_depth", "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
         print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",
                     rows, cols)
         write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows})

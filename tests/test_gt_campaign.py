@@ -105,3 +105,18 @@ def test_failed_job_is_reported_and_not_recorded(tmp_path):
     assert r.returncode == 1
     assert "1 of 1 jobs failed" in r.stderr and "diverged" in r.stderr
     assert not (tmp_path / "gt.json").exists()
+
+
+def test_seed_agreement_within_equal_depth():
+    """Two seeds that agree only on depth (deeper is better, reversed inside each depth) agree at tau -1
+    over the equal-depth pairs, though their overall tau is positive."""
+    by_depth: dict[int, list[str]] = {}
+    for a in iter_sample(OFFICIAL_SPACE, 2000, seed=3):
+        by_depth.setdefault(sum(a.depths), []).append(a.code)
+    d1, d2 = sorted(d for d, c in by_depth.items() if len(c) >= 3)[:2]
+    gt = {}
+    for rank, (depth, i) in enumerate([(d1, 0), (d1, 1), (d1, 2), (d2, 0), (d2, 1), (d2, 2)]):
+        base = 80.0 + 5 * (depth == d2)
+        gt[f"c{rank}"] = {"arch": by_depth[depth][i], "per_seed": {"1": base + i, "2": base - i}}
+    assert gt_power.seed_agreement(gt) > 0
+    assert gt_power.seed_agreement(gt, same_depth=True) == pytest.approx(-1.0)
