@@ -258,6 +258,7 @@ def main() -> None:
                 rank_corr.plot(res, str(Path(a.out).with_suffix(".png")), rank_corr.SCORE_LABELS[rank_by])
             row = {"variant": name, "calib_K": k, "rank_by": rank_by, "gt_metric": gm, "n": res["n"],
                    "kendall": res["kendall"], "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res),
+                   "tau_same_depth": (res["within_depth"] or {}).get("prediction"),  # what is known beyond depth
                    "train_min": train_min, "score_min": (time.time() - t) / 60}
             rows.append(row)
             details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {
@@ -267,7 +268,8 @@ def main() -> None:
                     str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
                     against=default_file(work, k, rank_by, a.blend_with) if name != "default" else None)
                 rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
-                             "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres)})
+                             "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres),
+                             "tau_same_depth": (bres["within_depth"] or {}).get("prediction")})
             print_table("so far", rows, list(row))
 
     train_mins: dict[str, float] = {}
@@ -318,8 +320,9 @@ def main() -> None:
                          "pearson": f["pearson"], "spearman": f["spearman"]})
     print_table(f"ranking on {gt.name}: {a.train_images} training images x {a.epochs} epochs per supernet, "
                 f"{a.val_images} evaluation images", rows,
-                ["variant", "calib_K", "rank_by", "gt_metric", "n", "kendall", "pearson", "spearman", "minus_macs", "ci95_macs", "minus_default", "ci95_default", "best_zc",
-                 "tau_minus_zc", "ci95", "p_ahead", "train_min", "score_min"])
+                ["variant", "calib_K", "rank_by", "gt_metric", "n", "kendall", "pearson", "spearman", "minus_macs",
+                 "ci95_macs", "minus_default", "ci95_default", "best_zc", "tau_minus_zc", "ci95", "p_ahead",
+                 "tau_same_depth", "train_min", "score_min"])
     write_json(a.out, result(names))
 
 

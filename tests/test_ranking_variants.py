@@ -91,3 +91,4 @@ def test_ensemble_is_the_rank_mean_of_its_members_scores(tmp_path):
     assert rows[("ens_seed2", "loss")]["train_min"] == pytest.approx(
         rows[("default", "loss")]["train_min"] + rows[("seed1", "loss")]["train_min"])
     assert "ci95_default" in rows[("ens_seed2", "loss")]  # compared with the default, paired over codes
+    assert -1 <= rows[("ens_seed2", "loss")]["tau_same_depth"] <= 1  # over the pairs of codes with equal depth
