@@ -33,7 +33,7 @@ from common import ROOT, environment, print_table, write_json
 
 from supernet import fewshot, groundtruth
 from supernet.config import load_config
-from supernet.runtime import atomic_write_bytes, setup
+from supernet.runtime import setup
 from supernet.space import FMNIST28
 from supernet.supernet_train import fewshot_group_config, net_config, train_supernet
 from supernet.zero_cost import SCORE_FILES
@@ -308,9 +308,9 @@ def main() -> None:
                 if rc:
                     raise SystemExit(f"scoring failed for {name} K={k}")
                 sub = out / f"submission_{rank_by}.json"
-                (out / "submission.json").replace(sub)
-                # its record (network, checkpoint, settings) goes with it: rank_corr and blend check the network
-                atomic_write_bytes(sub.with_name(sub.stem + ".meta.json"), (out / "submission.meta.json").read_bytes())
+                for src, dst in ((out / "submission.json", sub),  # with its record (network, checkpoint,
+                                 (eval_subnets.meta_path(out / "submission.json"), eval_subnets.meta_path(sub))):
+                    src.replace(dst)  # settings): rank_corr and blend check the network
                 measure(name, sub, k, rank_by, train_min, t, {"config_overrides": overrides, "config": str(config)})
         # after each variant, so a stopped run leaves what it measured (marked incomplete)
         write_json(a.out, result(names[: names.index(name) + 1]))
