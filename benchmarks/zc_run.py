@@ -19,6 +19,7 @@ import numpy as np
 from common import ROOT, print_table, union_seconds, write_json
 
 from supernet.metrics import kendall_tau_b
+from supernet.space import parse_code
 from supernet.zero_cost import SCORE_FILES
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -37,7 +38,7 @@ def read_records(folder: Path) -> list[dict]:
         for line in p.read_text(encoding="utf-8").splitlines()[1:]:
             if line.strip():
                 r = json.loads(line)
-                seen.setdefault(r["arch"], {**r, "journal": p.name})
+                seen.setdefault(r["arch"], {**r, "depth": float(parse_code(r["arch"]).depth), "journal": p.name})
     return list(seen.values())
 
 

@@ -158,7 +158,7 @@ def zero_cost(codes: Sequence[str], cfg: NetConfig = IMAGENET) -> dict[str, list
     archs = [parse_code(c) for c in codes]
     costs = [count_cost(a, cfg) for a in archs]
     return {"macs": [float(c.macs) for c in costs], "params": [float(c.params) for c in costs],
-            "depth": [float(sum(a.depths)) for a in archs]}
+            "depth": [float(a.depth) for a in archs]}
 
 
 def kendall_within(x: Sequence[float], y: Sequence[float], groups: Sequence[float]) -> tuple[float, int]:

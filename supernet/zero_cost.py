@@ -30,7 +30,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 PREDICTORS = ("zen", "naswot", "synflow", "grad_norm", "snip")
-SCORE_FILES = (*PREDICTORS, "macs", "params")  # the <name>.json files tools/zero_cost.py writes
+FREE = ("macs", "params", "depth")  # read off the code: no network is built (depth = residual blocks)
+SCORE_FILES = (*PREDICTORS, *FREE)  # the <name>.json files tools/zero_cost.py writes
 NEEDS_BATCH = ("naswot", "grad_norm", "snip")  # the ones computed on labelled images (one shared forward/backward)
 
 

@@ -12,6 +12,7 @@ import paddle.nn as nn
 import pytest
 
 from conftest import ROOT
+from supernet.space import parse_code
 from supernet.zero_cost import NaswotKernel, gaussian_init, grad_scores, naswot_logdet, synflow_score, zen_score
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -93,7 +94,7 @@ def test_tool_shards_resume_and_refuses_other_settings(tiny_fmnist, tmp_path, ca
     assert tool.main([*base, "--out", str(tmp_path / "sh"), "--shard", "1/2"]) == 0
     assert not (tmp_path / "sh" / "zen.json").exists()  # shard 0 still missing
     assert tool.main([*base, "--out", str(tmp_path / "sh"), "--shard", "0/2"]) == 0
-    for name in ("zen", "naswot", "synflow", "grad_norm", "snip", "macs", "params"):
+    for name in ("zen", "naswot", "synflow", "grad_norm", "snip", "macs", "params", "depth"):
         one = json.loads((tmp_path / "one" / f"{name}.json").read_text())
         sh = json.loads((tmp_path / "sh" / f"{name}.json").read_text())
         assert one == sh and [v["arch"] for v in one.values()] == CODES
@@ -101,6 +102,8 @@ def test_tool_shards_resume_and_refuses_other_settings(tiny_fmnist, tmp_path, ca
     recs = [json.loads(line) for j in sorted((tmp_path / "sh").glob("journal*.jsonl"))
             for line in j.read_text().splitlines()[1:]]
     assert len(recs) == 3 and all(r["end"] > r["s"] > 0 and r["pid"] > 0 for r in recs)  # zc_run.py's wall time
+    depth = json.loads((tmp_path / "one" / "depth.json").read_text())  # residual blocks, read off the code
+    assert [v["acc"] for v in depth.values()] == [float(sum(parse_code(c).depths)) for c in CODES]
     rows = list(csv.DictReader((tmp_path / "sh" / "table.csv").open()))  # the same values as a CSV table
     assert [r["arch"] for r in rows] == CODES
     zen = json.loads((tmp_path / "one" / "zen.json").read_text())
