@@ -12,7 +12,7 @@ rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count i
 ens_seed2 and ens_half2 are ensembles (rank means of supernets from other seeds, ours). BN recalibration
 is ablated on one supernet (--calib-on, off, K = 1, 4, 16); every scoring is reported ranked by top-1
 and by loss (eval_subnets.py --rank-by), and blended by rank with
-a zero-cost predictor fixed in advance (--blend-with, params by default; tools/blend.py).
+zero-cost predictors fixed in advance (--blend-with, params by default, e.g. params,depth; tools/blend.py).
 --gt-metrics top1,ce also ranks the ground truth by test cross-entropy (less noisy on the v3 proxy).
 Every stage resumes: run the same command again after a crash and finished parts are reused.
 
@@ -197,8 +197,9 @@ def main() -> None:
     p.add_argument("--full-model", help="finetune: a full-network standalone checkpoint to start from (default: "
                                         "trained here by pretrain.py with the proxy protocol, ~5 CPU-min)")
     p.add_argument("--blend-with", default="params",
-                   help="also report each scoring blended by rank with this zero-cost predictor (tools/blend.py); "
-                        "'' for none. Fixed before measuring, never tuned on the ground truth")
+                   help="also report each scoring blended by rank with each of these zero-cost predictors "
+                        "(comma-separated, tools/blend.py, equal weights); '' for none. Fixed before measuring, "
+                        "never tuned on the ground truth")
     p.add_argument("--gt-metrics", default="top1",
                    help="comma-separated ground-truth rankings to report: top1 (mean top-1, the official 'acc') "
                         "and/or ce (minus mean test cross-entropy); one row per supernet ranking and GT metric")
@@ -227,8 +228,14 @@ def main() -> None:
         early = [m for m in ENSEMBLES[e] if m not in names[: names.index(e)]]
         if early:
             raise SystemExit(f"error: --variants: ensemble {e} needs its members {early} listed before it")
-    if a.blend_with and a.blend_with not in SCORE_FILES:
-        raise SystemExit(f"error: --blend-with: unknown predictor {a.blend_with!r} (known: {', '.join(SCORE_FILES)})")
+    partners = [b.strip() for b in a.blend_with.split(",") if b.strip()]
+    unknown = [b for b in partners if b not in SCORE_FILES]
+    if unknown:
+        raise SystemExit(f"error: --blend-with: unknown predictor(s) {unknown} (known: {', '.join(SCORE_FILES)})")
+    missing = [b for b in partners if a.zero_cost and not (Path(a.zero_cost) / f"{b}.json").is_file()]
+    if missing:
+        raise SystemExit(f"error: --zero-cost {a.zero_cost}: no {missing[0]}.json (written by tools/zero_cost.py "
+                         "since session 13: run its command on that folder again, nothing is rescored)")
     if a.full_model and not Path(a.full_model).is_file():
         raise SystemExit(f"error: --full-model {a.full_model} does not exist")
     ctx = setup("cpu")
@@ -247,9 +254,9 @@ def main() -> None:
 
     def measure(name: str, sub: Path, k: int, rank_by: str, train_min: float, t: float, about: dict) -> None:
         """Rows (and details) of one scoring file, per GT metric, plain and blended with the zero-cost prior."""
-        mixed = sub.with_name(f"submission_{rank_by}+{a.blend_with}.json")
-        if a.blend_with:  # the supernet's order and a zero-cost prior's, equal weight by rank
-            blend.blend(str(mixed), [str(sub), str(Path(a.zero_cost) / f"{a.blend_with}.json")])
+        mixed = {b: sub.with_name(f"submission_{rank_by}+{b}.json") for b in partners}
+        for b, f in mixed.items():  # the supernet's order and a zero-cost prior's, equal weight by rank
+            blend.blend(str(f), [str(sub), str(Path(a.zero_cost) / f"{b}.json")])
         for gm in gt_metrics:
             res = rank_corr.compare(str(sub), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
                                     against=default_file(work, k, rank_by) if name != "default" else None)
@@ -263,11 +270,11 @@ def main() -> None:
             rows.append(row)
             details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {
                 **about, **{k2: v for k2, v in res.items() if k2 != "_points"}}
-            if a.blend_with:
+            for b, f in mixed.items():
                 bres = rank_corr.compare(
-                    str(mixed), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
-                    against=default_file(work, k, rank_by, a.blend_with) if name != "default" else None)
-                rows.append({**row, "variant": f"{name}+{a.blend_with}", "kendall": bres["kendall"],
+                    str(f), str(gt), "fmnist28", zc_dir=a.zero_cost, gt_metric=gm, exclude=a.exclude,
+                    against=default_file(work, k, rank_by, b) if name != "default" else None)
+                rows.append({**row, "variant": f"{name}+{b}", "kendall": bres["kendall"],
                              "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres),
                              "tau_same_depth": (bres["within_depth"] or {}).get("prediction")})
             print_table("so far", rows, list(row))

@@ -18,6 +18,7 @@ import ranking  # noqa: E402
 from supernet.archfile import read_scores  # noqa: E402
 from supernet.config import load_config  # noqa: E402
 from supernet.metrics import rank_blend  # noqa: E402
+from supernet.space import parse_code  # noqa: E402
 
 BUDGET = ["data.train_images=10000", "train.epochs=6", "train.eval_codes=0"]
 
@@ -59,11 +60,12 @@ def test_every_ensemble_is_made_of_variants():
         assert name not in ranking.VARIANTS and len(members) >= 2 and set(members) <= set(ranking.VARIANTS)
 
 
-def _ranking(tmp_path: Path, variants: str) -> subprocess.CompletedProcess:
+def _ranking(tmp_path: Path, variants: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ranking.py"), "--train-images", "256",
                            "--epochs", "2", "--val-images", "200", "--variants", variants, "--calib", "4",
                            "--gt", str(tmp_path / "gt.json"), "--work", str(tmp_path / "work"), "--out",
-                           str(tmp_path / "r.json")], env=run_env(), capture_output=True, text=True, timeout=900)
+                           str(tmp_path / "r.json"), *extra], env=run_env(), capture_output=True, text=True,
+                          timeout=900)
 
 
 def test_ensemble_is_the_rank_mean_of_its_members_scores(tmp_path):
@@ -75,7 +77,10 @@ def test_ensemble_is_the_rank_mean_of_its_members_scores(tmp_path):
     early = _ranking(tmp_path, "default,ens_seed2,seed1")  # refused before anything runs
     assert early.returncode == 1 and "ensemble ens_seed2 needs its members ['seed1'] listed before it" in early.stderr
     assert not (tmp_path / "work").exists()
-    r = _ranking(tmp_path, "default,seed1,ens_seed2")
+    early = _ranking(tmp_path, "default", "--blend-with", "params,width")
+    assert early.returncode == 1 and "unknown predictor(s) ['width']" in early.stderr
+    assert not (tmp_path / "work").exists()
+    r = _ranking(tmp_path, "default,seed1,ens_seed2", "--blend-with", "params,depth")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["complete"] and res["details"]["ens_seed2_k4_loss"]["members"] == ["default", "seed1"]
@@ -91,4 +96,11 @@ def test_ensemble_is_the_rank_mean_of_its_members_scores(tmp_path):
     assert rows[("ens_seed2", "loss")]["train_min"] == pytest.approx(
         rows[("default", "loss")]["train_min"] + rows[("seed1", "loss")]["train_min"])
     assert "ci95_default" in rows[("ens_seed2", "loss")]  # compared with the default, paired over codes
+    depth = read_scores(tmp_path / "work" / "zero_cost" / "depth.json")  # blended with each prior, by rank
+    assert [depth[c] for c in codes] == [float(parse_code(c).depth) for c in codes]
+    for prior in ("params", "depth"):
+        assert ("default+" + prior, "loss") in rows and ("ens_seed2+" + prior, "loss") in rows
+    mixed = read_scores(tmp_path / "work" / "default" / "score_k4" / "submission_loss+depth.json")
+    plain = read_scores(tmp_path / "work" / "default" / "score_k4" / "submission_loss.json")
+    assert [mixed[c] for c in codes] == pytest.approx(rank_blend([[plain[c] for c in codes], [depth[c] for c in codes]]))
     assert -1 <= rows[("ens_seed2", "loss")]["tau_same_depth"] <= 1  # over the pairs of codes with equal depth
