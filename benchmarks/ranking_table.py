@@ -1,0 +1,102 @@
+"""The BENCHMARKS.md table of one or more benchmarks/ranking.py results (markdown on stdout).
+
+  python benchmarks/ranking_table.py benchmarks/results/ranking_v3_96x3.json [more.json ...] [--k 4]
+
+One line per recipe (and per blend with a free prior) and supernet ranking (loss first, then top-1), at
+calibration K: Kendall tau against the ground truth's top-1 with its paired 95 % intervals against
+MACs, the best zero-cost predictor (named) and the default recipe, the same against the ground truth's
+test cross-entropy when the run measured it, Kendall over the pairs of codes with equal depth, and
+training minutes. Then the floor (every free and zero-cost predictor) on the same codes. Rows of a
+later file replace those of an earlier one with the same recipe (e.g. two runs sharing the default);
+the files must rank the same ground-truth codes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _diff(row: dict | None, key: str, ci: str) -> str:
+    if not row or row.get(key) is None:
+        return "—"
+    return f"{row[key]:+.3f} {row[ci]}"
+
+
+def _same_depth(rows: dict, metrics: list[str]) -> str:
+    vals = [rows[m].get("tau_same_depth") for m in metrics if m in rows]
+    return " / ".join("—" if v is None else f"{v:+.2f}" for v in vals)
+
+
+def table(results: list[dict], k: int = 4) -> str:
+    """Markdown: the recipes' rows, then the floor."""
+    lines: dict[tuple[str, str], dict[str, dict]] = {}  # (variant, rank_by) -> gt_metric -> row
+    order: list[tuple[str, str]] = []
+    details: dict = {}
+    truths = {(r.get("gt_file"), r.get("gt_entries"), (r.get("args") or {}).get("exclude")) for r in results}
+    if len(truths) > 1:  # (file, entries, held-out codes): rows of different rulers are never mixed
+        raise SystemExit(f"error: the results rank different ground-truth files ({sorted(map(str, truths))})")
+    for res in results:
+        details.update(res["details"])
+        for row in res["rows"]:
+            if row.get("calib_K") != k:
+                continue
+            key = (row["variant"], row["rank_by"])
+            if key not in lines:
+                order.append(key)
+            lines.setdefault(key, {})[row["gt_metric"]] = row
+    if not order:
+        raise SystemExit(f"error: no rows at calibration K = {k}")
+    metrics = [m for m in ("top1", "ce") if any(m in v for v in lines.values())]
+    head = ["recipe", "ranked by", "n", "tau GT top-1", "minus MACs [95 %]", "minus best zero-cost [95 %]",
+            "minus default [95 %]"]
+    if "ce" in metrics:
+        head += ["tau GT CE", "minus MACs (CE) [95 %]", "minus best zero-cost (CE) [95 %]"]
+    head += [f"tau equal depth ({' / '.join(metrics)})", "train min"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rank_by in ("loss", "top1"):
+        for key in (key for key in order if key[1] == rank_by):
+            by = lines[key]
+            top, ce = by.get("top1"), by.get("ce")
+            first = top or ce
+            cells = [key[0], rank_by, str(first["n"]), f"{top['kendall']:.3f}" if top else "—",
+                     _diff(top, "minus_macs", "ci95_macs"),
+                     f"{_diff(top, 'tau_minus_zc', 'ci95')} ({top['best_zc']})" if top else "—",
+                     _diff(top, "minus_default", "ci95_default")]
+            if "ce" in metrics:
+                cells += [f"{ce['kendall']:.3f}" if ce else "—", _diff(ce, "minus_macs", "ci95_macs"),
+                          f"{_diff(ce, 'tau_minus_zc', 'ci95')} ({ce['best_zc']})" if ce else "—"]
+            cells += [_same_depth(by, metrics), f"{first['train_min']:.1f}"]
+            out.append("| " + " | ".join(cells) + " |")
+    floors = {}
+    for m in metrics:
+        d = next((v for name, v in details.items() if v.get("gt_metric") == m and "floor" in v), None)
+        if d:
+            floors[m] = {name: f["kendall"] for name, f in d["floor"].items()}
+    if floors:
+        names = sorted(next(iter(floors.values())), key=lambda n: -next(iter(floors.values()))[n])
+        out.append("")
+        out.append(f"Floor on the same codes (GT {' / '.join(floors)}): " + ", ".join(
+            f"{n} {' / '.join(f'{floors[m][n]:.3f}' for m in floors)}" for n in names) + ".")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", nargs="+", help="benchmarks/ranking.py --out files")
+    p.add_argument("--k", type=int, default=4, help="BN calibration K of the rows shown")
+    a = p.parse_args(argv)
+    results = []
+    for f in a.results:
+        try:
+            results.append(json.loads(Path(f).read_text()))
+        except (OSError, ValueError) as e:
+            print(f"error: {f}: not a readable ranking.py result ({e})", file=sys.stderr)
+            return 2
+    print(table(results, a.k))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
