@@ -1,6 +1,7 @@
 """The BENCHMARKS.md table of one or more benchmarks/ranking.py results (markdown on stdout).
 
-  python benchmarks/ranking_table.py benchmarks/results/ranking_v3_96x3.json [more.json ...] [--k 4]
+  python benchmarks/ranking_table.py benchmarks/results/ranking_v3_96x3.json [more.json ...] [--k 4] \
+      [--rows default,finetune,default+depth]
 
 One line per recipe (and per blend with a free prior) and supernet ranking (loss first, then top-1), at
 calibration K: Kendall tau against the ground truth's top-1 with its paired 95 % intervals against
@@ -29,8 +30,8 @@ def _same_depth(rows: dict, metrics: list[str]) -> str:
     return " / ".join("—" if v is None else f"{v:+.2f}" for v in vals)
 
 
-def table(results: list[dict], k: int = 4) -> str:
-    """Markdown: the recipes' rows, then the floor."""
+def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str:
+    """Markdown: the recipes' rows (those named in ``only``, in its order, when given), then the floor."""
     lines: dict[tuple[str, str], dict[str, dict]] = {}  # (variant, rank_by) -> gt_metric -> row
     order: list[tuple[str, str]] = []
     details: dict = {}
@@ -46,6 +47,11 @@ def table(results: list[dict], k: int = 4) -> str:
             if key not in lines:
                 order.append(key)
             lines.setdefault(key, {})[row["gt_metric"]] = row
+    if only:
+        unknown = sorted({v for v in only} - {key[0] for key in order})
+        if unknown:
+            raise SystemExit(f"error: --rows: no rows for {unknown} at K = {k}")
+        order = [key for v in only for key in order if key[0] == v]
     if not order:
         raise SystemExit(f"error: no rows at calibration K = {k}")
     metrics = [m for m in ("top1", "ce") if any(m in v for v in lines.values())]
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="benchmarks/ranking.py --out files")
     p.add_argument("--k", type=int, default=4, help="BN calibration K of the rows shown")
+    p.add_argument("--rows", help="comma-separated recipes to show, in this order (e.g. default,finetune,default+depth)")
     a = p.parse_args(argv)
     results = []
     for f in a.results:
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: {f}: not a readable ranking.py result ({e})", file=sys.stderr)
             return 2
-    print(table(results, a.k))
+    print(table(results, a.k, [r for r in (a.rows or "").split(",") if r]))
     return 0
 
 

@@ -38,6 +38,12 @@ def test_table_lines_per_recipe_loss_first_and_later_files_replace_rows():
     assert "| 0.426 |" in body[0] and "| 0.459 |" in body[0] and "0.9" not in body[0]  # K = 4 rows only
     assert "| 0.460 |" in body[1] and "+0.034 [-0.02, +0.09]" in body[1]  # the later file's row
     assert lines[-1].startswith("Floor on the same codes (GT top1 / ce): depth 0.473 / 0.510, macs 0.438 / 0.470")
+    picked = [ln for ln in ranking_table.table([first, second], only=["finetune", "default"]).splitlines()[2:]
+              if ln.startswith("| ")]
+    assert [ln.split(" | ")[:2] for ln in picked] == [["| finetune", "loss"], ["| default", "loss"],
+                                                      ["| default", "top1"]]
+    with pytest.raises(SystemExit, match=r"no rows for \['fewshot'\]"):
+        ranking_table.table([first], only=["default", "fewshot"])
 
 
 def test_results_of_different_ground_truths_are_refused(tmp_path, capsys):
