@@ -12,6 +12,10 @@ file itself (codes with several seeds), and asks, for files of several sizes:
   perfect predictor's tau clearly (95 % interval above zero) above a MACs-like predictor of
   quality rho (one observed tau is too noisy to pin rho down, so several are shown).
 
+With --candidates, one row per file: also how much of the codes' true spread is left among codes of
+equal depth (``code_sd_same_depth``, one-way ANOVA less the seed noise) and how well depth alone ranks
+the file (``depth_tau``): what a predictor can be seen to know beyond counting blocks.
+
   python benchmarks/gt_power.py [--gt ../shared/proxy_gt/dev_gt.json] [--rhos 0.6,0.8,0.9] [--sims 200]
 
 It uses the ground truth only to estimate its own noise: nothing here touches a supernet.
@@ -78,7 +82,26 @@ def noise_model(gt: dict, shared_seed_effect: bool = True) -> dict:
     means = np.array([p.mean() for p in per_code], np.float64)
     code_var = max(float(means.var(ddof=1) - np.mean(noise_var / n_seeds)), 1e-12)
     return {"noise_sd": noise_var ** 0.5, "code_sd": code_var ** 0.5, "n_seeds": n_seeds.tolist(),
-            "codes_with_seeds": len(seeds), "seed_offsets": off}
+            "codes_with_seeds": len(seeds), "seed_offsets": off,
+            "code_sd_same_depth": same_depth_sd(zero_cost([v["arch"] for v in gt.values()])["depth"], means,
+                                                noise_var / n_seeds)}
+
+
+def same_depth_sd(depths: list[float], means: np.ndarray, mean_noise_var: np.ndarray) -> float | None:
+    """Spread (sd) of the codes' expected values around their depth's mean: the pooled within-depth
+    variance of the per-code means less what their seed noise puts into it (one-way ANOVA). What a
+    predictor could know beyond depth; 0 when the noise explains all of it, None with no two codes of
+    one depth."""
+    groups: dict[float, list[int]] = {}
+    for i, d in enumerate(depths):
+        groups.setdefault(d, []).append(i)
+    dev, noise, dof = 0.0, 0.0, 0
+    for idx in (g for g in groups.values() if len(g) > 1):
+        m = means[idx]
+        dev += float(((m - m.mean()) ** 2).sum())
+        noise += float(mean_noise_var[idx].sum()) * (len(idx) - 1) / len(idx)  # E[sum of squares] from noise
+        dof += len(idx) - 1
+    return max(0.0, (dev - noise) / dof) ** 0.5 if dof else None
 
 
 def simulate(n_seeds: np.ndarray, noise_sd: float, code_sd: float, rho: float, sims: int, boots: int,
@@ -163,7 +186,9 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
         macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], network_of(path, FMNIST28))["macs"], accs)
         row = {"candidate": gt_path.stem, "metric": metric, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
                "acc_min": min(accs), "acc_max": max(accs), "seed_sd": model["noise_sd"], "code_sd": model["code_sd"],
-               "macs_tau": macs_tau, "seed_tau": seed_agreement(gt),
+               "code_sd_same_depth": model["code_sd_same_depth"], "macs_tau": macs_tau,
+               "depth_tau": kendall_tau_b(zero_cost([v["arch"] for v in gt.values()])["depth"], accs),
+               "seed_tau": seed_agreement(gt),
                "seed_tau_same_depth": seed_agreement(gt, same_depth=True), **job_minutes(gt_path)}
         for k in final_seeds:
             r = simulate(np.full(final_codes, k), model["noise_sd"], model["code_sd"], 0.9, sims, 0, rng)
@@ -200,8 +225,8 @@ def main() -> None:
             if metric != "top1":  # only files that record it
                 paths = [q for q in paths if all("per_seed_ce" in v for v in json.loads(Path(q).read_text()).values())]
             rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds)
-        cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "macs_tau",
-                "seed_tau", "seed_tau_same_depth", "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
+        cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "code_sd_same_depth",
+                "macs_tau", "depth_tau", "seed_tau", "seed_tau_same_depth", "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
         print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",
                     rows, cols)
         write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows})

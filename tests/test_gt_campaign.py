@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, real_fmnist, run_env
@@ -120,3 +121,15 @@ def test_seed_agreement_within_equal_depth():
         gt[f"c{rank}"] = {"arch": by_depth[depth][i], "per_seed": {"1": base + i, "2": base - i}}
     assert gt_power.seed_agreement(gt) > 0
     assert gt_power.seed_agreement(gt, same_depth=True) == pytest.approx(-1.0)
+
+
+def test_spread_within_depth_is_the_means_spread_less_their_noise():
+    """One-way ANOVA by depth: with noiseless means, the pooled within-depth sd; noise that explains the
+    whole spread leaves 0; depth groups of one code carry no information."""
+    depths = [10, 10, 10, 12, 12, 15]
+    means = np.array([80.0, 81.0, 82.0, 84.0, 86.0, 90.0])  # within-depth squares: 2 + 2, 3 degrees of freedom
+    assert gt_power.same_depth_sd(depths, means, np.zeros(6)) == pytest.approx((4 / 3) ** 0.5)
+    # noise variance v per mean contributes v * (n - 1) per group: 2v + v = 3v of the 4, so v = 4/3 explains it all
+    assert gt_power.same_depth_sd(depths, means, np.full(6, 4 / 3)) == pytest.approx(0.0, abs=1e-9)
+    assert gt_power.same_depth_sd(depths, means, np.full(6, 1.0)) == pytest.approx(((4 - 3) / 3) ** 0.5)
+    assert gt_power.same_depth_sd([10, 12, 15], means[:3], np.zeros(3)) is None
