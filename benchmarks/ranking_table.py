@@ -31,13 +31,14 @@ def _same_depth(rows: dict, metrics: list[str]) -> str:
 
 
 def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str:
-    """Markdown: the recipes' rows (those named in ``only``, in its order, when given), then the floor."""
+    """Markdown: the recipes' rows (those named in ``only``, in its order, when given), then the floor.
+    ValueError for results of different ground truths and for rows that are not there."""
     lines: dict[tuple[str, str], dict[str, dict]] = {}  # (variant, rank_by) -> gt_metric -> row
     order: list[tuple[str, str]] = []
     details: dict = {}
     truths = {(r.get("gt_file"), r.get("gt_entries"), (r.get("args") or {}).get("exclude")) for r in results}
     if len(truths) > 1:  # (file, entries, held-out codes): rows of different rulers are never mixed
-        raise SystemExit(f"error: the results rank different ground-truth files ({sorted(map(str, truths))})")
+        raise ValueError(f"the results rank different ground-truth files ({sorted(map(str, truths))})")
     for res in results:
         details.update(res["details"])
         for row in res["rows"]:
@@ -50,10 +51,10 @@ def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str
     if only:
         unknown = sorted({v for v in only} - {key[0] for key in order})
         if unknown:
-            raise SystemExit(f"error: --rows: no rows for {unknown} at K = {k}")
+            raise ValueError(f"--rows: no rows for {unknown} at K = {k}")
         order = [key for v in only for key in order if key[0] == v]
     if not order:
-        raise SystemExit(f"error: no rows at calibration K = {k}")
+        raise ValueError(f"--k: no rows at calibration K = {k}")
     metrics = [m for m in ("top1", "ce") if any(m in v for v in lines.values())]
     head = ["recipe", "ranked by", "n", "tau GT top-1", "minus MACs [95 %]", "minus best zero-cost [95 %]",
             "minus default [95 %]"]
@@ -101,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: {f}: not a readable ranking.py result ({e})", file=sys.stderr)
             return 2
-    print(table(results, a.k, [r for r in (a.rows or "").split(",") if r]))
+    try:
+        print(table(results, a.k, [r for r in (a.rows or "").split(",") if r]))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
