@@ -183,11 +183,11 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
         gt = as_metric(json.loads(gt_path.read_text()), metric)
         model = noise_model(gt, shared_seed_effect)
         accs = [v["acc"] for v in gt.values()]
-        macs_tau = kendall_tau_b(zero_cost([v["arch"] for v in gt.values()], network_of(path, FMNIST28))["macs"], accs)
+        free = zero_cost([v["arch"] for v in gt.values()], network_of(path, FMNIST28))  # MACs and depth, once
         row = {"candidate": gt_path.stem, "metric": metric, "codes": len(gt), "with_2+_seeds": model["codes_with_seeds"],
                "acc_min": min(accs), "acc_max": max(accs), "seed_sd": model["noise_sd"], "code_sd": model["code_sd"],
-               "code_sd_same_depth": model["code_sd_same_depth"], "macs_tau": macs_tau,
-               "depth_tau": kendall_tau_b(zero_cost([v["arch"] for v in gt.values()])["depth"], accs),
+               "code_sd_same_depth": model["code_sd_same_depth"], "macs_tau": kendall_tau_b(free["macs"], accs),
+               "depth_tau": kendall_tau_b(free["depth"], accs),
                "seed_tau": seed_agreement(gt),
                "seed_tau_same_depth": seed_agreement(gt, same_depth=True), **job_minutes(gt_path)}
         for k in final_seeds:

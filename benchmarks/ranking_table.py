@@ -49,7 +49,7 @@ def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str
                 order.append(key)
             lines.setdefault(key, {})[row["gt_metric"]] = row
     if only:
-        unknown = sorted({v for v in only} - {key[0] for key in order})
+        unknown = sorted(set(only) - {key[0] for key in order})
         if unknown:
             raise ValueError(f"--rows: no rows for {unknown} at K = {k}")
         order = [key for v in only for key in order if key[0] == v]
@@ -82,7 +82,8 @@ def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str
         if d:
             floors[m] = {name: f["kendall"] for name, f in d["floor"].items()}
     if floors:
-        names = sorted(next(iter(floors.values())), key=lambda n: -next(iter(floors.values()))[n])
+        first = next(iter(floors.values()))
+        names = sorted(first, key=first.get, reverse=True)  # best first, by the first GT metric
         out.append("")
         out.append(f"Floor on the same codes (GT {' / '.join(floors)}): " + ", ".join(
             f"{n} {' / '.join(f'{floors[m][n]:.3f}' for m in floors)}" for n in names) + ".")

@@ -9,7 +9,8 @@ Each code's network is built standalone at random initialisation (seeded) on the
 Writes DIR/<predictor>.json in the official form (``acc`` = the score, higher = predicted better) for
 zen, naswot, synflow, grad_norm, snip, macs, params and depth (residual blocks: the strongest free
 predictor on the proxy and on the 30 public ImageNet codes, BENCHMARKS.md; a prior for tools/blend.py),
-DIR/table.json and DIR/table.csv with every value per code, and DIR/zero_cost.meta.json naming the network (rank_corr refuses a ground truth of another network).
+DIR/table.json and DIR/table.csv with every value per code, and DIR/zero_cost.meta.json naming the
+network (rank_corr refuses a ground truth of another network).
 Finished codes go to a journal (resumable like eval_subnets; another setting's journal is refused);
 shards write their own journals into the same DIR and whichever finds every code done writes the files.
 """
@@ -36,7 +37,7 @@ from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, shard  
 from supernet.data import DataError, build_loaders  # noqa: E402
 from supernet.journal import Journal, JournalError, read_journals  # noqa: E402
 from supernet.runtime import atomic_write_bytes, atomic_write_json, setup_logging  # noqa: E402
-from supernet.space import FMNIST28, WIDTH_DIVISORS, count_cost, parse_code  # noqa: E402
+from supernet.space import FMNIST28, WIDTH_DIVISORS, count_cost  # noqa: E402
 from supernet.supernet_train import net_config  # noqa: E402
 from supernet.zero_cost import FREE, PREDICTORS, ZeroCostSettings, score_all  # noqa: E402
 
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%d codes are left to other shards; the files are written by the shard that finishes last",
                  len(missing))
         return 0
-    for c, rec in done.items():  # depth is read off the code (journals written before it was a file lack it)
-        rec["depth"] = float(parse_code(c).depth)
+    for c in keys.values():  # depth is read off the code (journals written before it was a file lack it)
+        done[c]["depth"] = float(arch_of[c].depth)
     for note in write_outputs(out, keys, done, [*which, *FREE], cfg.width_divisor, cfg.input_size):
         log.warning("%s", note)
     log.info("wrote %s/{%s}.json and table.json for %d codes", out, ",".join([*which, *FREE]), len(keys))
