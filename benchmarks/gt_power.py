@@ -36,9 +36,15 @@ import sys
 
 sys.path.insert(0, str(ROOT))
 from supernet.archfile import default_shared_dir  # noqa: E402
+from supernet.cli import ArgumentParser, positive_int  # noqa: E402
 from supernet.metrics import kendall_tau_b, kendall_within, zero_cost  # noqa: E402
 from supernet.groundtruth import network_of  # noqa: E402
 from supernet.space import FMNIST28  # noqa: E402
+
+
+class GTInputError(ValueError):
+    """A GT file or option that cannot answer the question (exit 2, one line)."""
+
 
 log = logging.getLogger("gt_power")
 
@@ -76,7 +82,7 @@ def noise_model(gt: dict, shared_seed_effect: bool = True) -> dict:
                 for v in gt.values()]
     seeds = [p for p in per_code if len(p) > 1]
     if not seeds:
-        raise SystemExit("no code in the file has two seeds: the noise cannot be estimated")
+        raise GTInputError("no code in the file has two seeds: the noise cannot be estimated")
     noise_var = float(np.mean([s.var(ddof=1) for s in seeds]))
     n_seeds = np.array([len(p) for p in per_code])
     means = np.array([p.mean() for p in per_code], np.float64)
@@ -167,7 +173,7 @@ def as_metric(gt: dict, metric: str) -> dict:
     out = {}
     for k, v in gt.items():
         if field not in v:
-            raise SystemExit(f"{k} has no {field}: this GT file does not record {metric}")
+            raise GTInputError(f"{k} has no {field}: this GT file does not record {metric}")
         per = {s: -x for s, x in v[field].items()}
         out[k] = {"arch": v["arch"], "acc": float(np.mean(list(per.values()))), "per_seed": per}
     return out
@@ -197,15 +203,15 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gt", default=str(default_shared_dir() / "proxy_gt" / "dev_gt.json"))
     p.add_argument("--macs-tau", type=float, default=None, help="observed MACs tau (default: computed on --gt)")
     p.add_argument("--sizes", default="48,96,192", help="larger file sizes to simulate (codes, 2 seeds each)")
     p.add_argument("--rhos", default="0.6,0.8,0.9", help="qualities of the MACs-like predictor for the power table")
-    p.add_argument("--sims", type=int, default=200)
-    p.add_argument("--boots", type=int, default=200)
+    p.add_argument("--sims", type=positive_int, default=200)
+    p.add_argument("--boots", type=positive_int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/gt_power.json")
     p.add_argument("--candidates", help="comma-separated GT files of candidate protocols: one row each (noise, "
@@ -213,12 +219,30 @@ def main() -> None:
     p.add_argument("--independent-seeds", action="store_true",
                    help="treat all seed noise as independent between codes (default: remove each seed's offset "
                         "shared by all codes, since every code of a campaign is trained with the same seeds)")
-    p.add_argument("--final-codes", type=int, default=96)
+    p.add_argument("--final-codes", type=positive_int, default=96)
     p.add_argument("--final-seeds", default="2,3")
     p.add_argument("--metrics", default="top1", help="with --candidates: top1, ce, train_loss (comma-separated)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    try:
+        run(a)
+    except (GTInputError, json.JSONDecodeError, OSError) as e:  # bad input: one line, exit 2
+        p.error(str(e))
+
+
+def run(a: argparse.Namespace) -> None:
     if a.candidates:
-        seeds = [int(k) for k in a.final_seeds.split(",")]
+        missing = [q for q in a.candidates.split(",") if not Path(q).is_file()]
+        if missing:
+            raise GTInputError(f"--candidates {missing[0]}: file not found")
+        bad = [m for m in a.metrics.split(",") if m not in ("top1", "ce", "train_loss")]
+        if bad:
+            raise GTInputError(f"--metrics {a.metrics!r}: {bad[0]!r} is not one of top1, ce, train_loss")
+        try:
+            seeds = [int(k) for k in a.final_seeds.split(",")]
+        except ValueError:
+            raise GTInputError(f"--final-seeds {a.final_seeds!r} is not a comma-separated list of seed counts") from None
+        if any(k < 1 for k in seeds):
+            raise GTInputError(f"--final-seeds {a.final_seeds!r}: every seed count must be >= 1")
         rows = []
         for metric in a.metrics.split(","):
             paths = a.candidates.split(",")
@@ -233,7 +257,7 @@ def main() -> None:
         return
     gt_path = Path(a.gt)
     if not gt_path.is_file():
-        raise SystemExit(f"ground truth {gt_path} not found (pass --gt)")
+        raise GTInputError(f"--gt {gt_path}: file not found")
     gt = json.loads(gt_path.read_text())
     model = noise_model(gt, not a.independent_seeds)
     accs = [v["acc"] for v in gt.values()]

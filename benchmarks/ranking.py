@@ -32,6 +32,7 @@ from pathlib import Path
 from common import ROOT, environment, print_table, write_json
 
 from supernet import fewshot, groundtruth
+from supernet.cli import ArgumentParser, positive_int
 from supernet.config import load_config
 from supernet.runtime import setup
 from supernet.space import FMNIST28
@@ -181,12 +182,12 @@ def train_variant(cfg: dict, ctx, work: Path) -> Path:
     return fewshot.write_manifest(work, rules, ckpts)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_sandwich.yaml"))
-    p.add_argument("--train-images", type=int, default=10000)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--val-images", type=int, default=5000)
+    p.add_argument("--train-images", type=positive_int, default=10000)
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--val-images", type=positive_int, default=5000)
     p.add_argument("--variants", default="default,space_45k,baseline,sandwich_no_kd")
     p.add_argument("--calib", default=",".join(map(str, CALIB)), help="K values ablated on one supernet")
     p.add_argument("--calib-on", default="default", help="the variant whose supernet gets the K ablation (others: K=4)")
@@ -206,14 +207,14 @@ def main() -> None:
     p.add_argument("--exclude", help="an arch file of ground-truth codes to leave out (e.g. the codes an idea was "
                                      "shaped on): every correlation is then on the held-out codes only")
     p.add_argument("--out", default="benchmarks/results/ranking.json")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     gt = Path(a.gt)
     if not gt.is_file():
-        raise SystemExit(f"ground truth {gt} not found (pass --gt)")
+        p.error(f"--gt {gt}: file not found")
     rows, details, floors = [], {}, {}
     gt_metrics = a.gt_metrics.split(",")
     if not gt_metrics or any(m not in groundtruth.GT_METRICS for m in gt_metrics):
-        raise SystemExit(f"error: --gt-metrics: {a.gt_metrics!r} is not a list of {', '.join(groundtruth.GT_METRICS)}")
+        p.error(f"--gt-metrics: {a.gt_metrics!r} is not a list of {', '.join(groundtruth.GT_METRICS)}")
     names = a.variants.split(",")
     gt_entries = len(json.loads(gt.read_text()))
 
@@ -223,21 +224,32 @@ def main() -> None:
 
     unknown = [n for n in names if n not in VARIANTS and n not in ENSEMBLES]
     if unknown:
-        raise SystemExit(f"error: --variants: unknown {unknown} (known: {', '.join([*VARIANTS, *ENSEMBLES])})")
+        p.error(f"--variants: unknown {unknown} (known: {', '.join([*VARIANTS, *ENSEMBLES])})")
     for e in (n for n in names if n in ENSEMBLES):
         early = [m for m in ENSEMBLES[e] if m not in names[: names.index(e)]]
         if early:
-            raise SystemExit(f"error: --variants: ensemble {e} needs its members {early} listed before it")
+            p.error(f"--variants: ensemble {e} needs its members {early} listed before it")
     partners = [b.strip() for b in a.blend_with.split(",") if b.strip()]
     unknown = [b for b in partners if b not in SCORE_FILES]
     if unknown:
-        raise SystemExit(f"error: --blend-with: unknown predictor(s) {unknown} (known: {', '.join(SCORE_FILES)})")
+        p.error(f"--blend-with: unknown predictor(s) {unknown} (known: {', '.join(SCORE_FILES)})")
     missing = [b for b in partners if a.zero_cost and not (Path(a.zero_cost) / f"{b}.json").is_file()]
     if missing:
-        raise SystemExit(f"error: --zero-cost {a.zero_cost}: no {missing[0]}.json (written by tools/zero_cost.py "
+        p.error(f"--zero-cost {a.zero_cost}: no {missing[0]}.json (written by tools/zero_cost.py "
                          "since session 13: run its command on that folder again, nothing is rescored)")
     if a.full_model and not Path(a.full_model).is_file():
-        raise SystemExit(f"error: --full-model {a.full_model} does not exist")
+        p.error(f"--full-model {a.full_model}: file not found")
+    if a.exclude and not Path(a.exclude).is_file():
+        p.error(f"--exclude {a.exclude}: file not found")
+    configs = {}  # every variant's network checked against the GT's protocol before any training
+    for name in (n for n in names if n in VARIANTS):
+        config = ROOT / "configs" / BASE_CONFIG[name] if name in BASE_CONFIG else a.config
+        configs[name] = config
+        cfg = load_config(config, [fill(o, budget_fields(a.epochs, Path("full_model"))) for o in VARIANTS[name]])
+        nc = net_config(cfg["model"])
+        problem = groundtruth.supernet_mismatch(gt, nc.width_divisor, nc.input_size, cfg["model"]["dataset"])
+        if problem:
+            p.error(f"--variants {name}: {problem}")
     ctx = setup("cpu")
     work = Path(a.work).resolve()  # recorded in few-shot/finetune configs (model.init): one path per run
     budget = [f"data.train_images={a.train_images}", f"train.epochs={a.epochs}", "train.eval_codes=0"]
@@ -296,12 +308,8 @@ def main() -> None:
             write_json(a.out, result(names[: names.index(name) + 1]))
             continue
         overrides = [fill(o, fields) for o in VARIANTS[name]]
-        config = ROOT / "configs" / BASE_CONFIG[name] if name in BASE_CONFIG else a.config
+        config = configs[name]
         cfg = load_config(config, budget + overrides + [f"train.output_dir={work / name}"])
-        nc = net_config(cfg["model"])
-        problem = groundtruth.supernet_mismatch(gt, nc.width_divisor, nc.input_size, cfg["model"]["dataset"])
-        if problem:
-            raise SystemExit(f"error: {problem}")
         checkpoint = train_variant(cfg, ctx, work / name)
         train_min = train_mins[name] = logged_minutes(work / name) + (full_min if name in uses_full else 0.0)
         ks = [int(k) for k in a.calib.split(",")] if name == a.calib_on else [4]

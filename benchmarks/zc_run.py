@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, print_table, union_seconds, write_json
 
+from supernet.cli import ArgumentParser
 from supernet.metrics import kendall_tau_b
 from supernet.space import parse_code
 from supernet.zero_cost import SCORE_FILES
@@ -32,7 +33,7 @@ def read_records(folder: Path) -> list[dict]:
     """Every finished record of every journal in ``folder``, tagged with its journal (first record per code)."""
     paths = sorted(folder.glob("journal*.jsonl"))
     if not paths:
-        raise SystemExit(f"error: {folder}: no journal*.jsonl (not a tools/zero_cost.py output folder)")
+        raise ValueError(f"{folder}: no journal*.jsonl (not a tools/zero_cost.py output folder)")
     seen: dict[str, dict] = {}
     for p in paths:
         for line in p.read_text(encoding="utf-8").splitlines()[1:]:
@@ -55,14 +56,17 @@ def wall(records: list[dict]) -> dict | None:
     return {"wall_hours": hours, "codes_per_hour": len(records) / max(1e-9, hours), "processes": len(procs)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder")
     p.add_argument("--gt", default=str(ROOT / "benchmarks" / "gt" / "d8e2.json"))
     p.add_argument("--out", default="benchmarks/results/zc_run.json")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     folder = Path(a.folder)
-    recs = read_records(folder)
+    try:
+        recs = read_records(folder)
+    except (ValueError, OSError) as e:
+        p.error(str(e))
     secs = np.array([r["s"] for r in recs])
     cost = {"codes": len(recs), "s_median": float(np.median(secs)), "s_mean": float(secs.mean()),
             "s_p90": float(np.percentile(secs, 90)), "cpu_hours": float(secs.sum() / 3600),

@@ -25,6 +25,11 @@ import export_subnet  # noqa: E402
 import gt_campaign  # noqa: E402
 import rank_corr  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import gt_power  # noqa: E402
+import ranking  # noqa: E402
+import zc_run  # noqa: E402
+
 import eval_subnets  # noqa: E402
 import pretrain  # noqa: E402
 import run_proxy  # noqa: E402
@@ -256,6 +261,17 @@ CASES = [
                                               "-1"], "--lr"),
     ("campaign-long-code", gt_campaign.main, ["--gt", f"{P}/c.json", "--codes", f"{P}/long_code.txt"],
      "100000 characters"),
+    ("ranking-gt-missing", ranking.main, ["--gt", f"{P}/nope.json"], "--gt"),
+    ("ranking-variant", ranking.main, ["--gt", f"{P}/gt_v2.json", "--variants", "default,nope"], "--variants"),
+    ("ranking-gt-other-network", ranking.main, ["--gt", f"{P}/gt_v2.json", "--work", f"{P}/rk", "--out",
+                                                f"{P}/rk.json"], "width_divisor 8 vs 4"),
+    ("ranking-exclude-missing", ranking.main, ["--gt", f"{P}/gt_v2.json", "--exclude", f"{P}/nope.json"],
+     "--exclude"),
+    ("gt-power-gt-missing", gt_power.main, ["--gt", f"{P}/nope.json"], "--gt"),
+    ("gt-power-candidate-missing", gt_power.main, ["--candidates", f"{P}/nope.json"], "--candidates"),
+    ("gt-power-metric", gt_power.main, ["--candidates", f"{P}/gt_v2.json", "--metrics", "top5"], "--metrics"),
+    ("gt-power-one-seed", gt_power.main, ["--gt", f"{P}/scores.json", "--out", f"{P}/gp.json"], "two seeds"),
+    ("zc-run-not-zero-cost", zc_run.main, [f"{P}"], "no journal"),
 ]
 
 

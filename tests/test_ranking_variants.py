@@ -75,10 +75,10 @@ def test_ensemble_is_the_rank_mean_of_its_members_scores(tmp_path):
     (tmp_path / "gt.json").write_text(json.dumps({k: gt[k] for k in list(gt)[:6]}))
     shutil.copyfile(ROOT / "benchmarks" / "gt" / "d8e2.protocol.json", tmp_path / "gt.protocol.json")
     early = _ranking(tmp_path, "default,ens_seed2,seed1")  # refused before anything runs
-    assert early.returncode == 1 and "ensemble ens_seed2 needs its members ['seed1'] listed before it" in early.stderr
+    assert early.returncode == 2 and "ensemble ens_seed2 needs its members ['seed1'] listed before it" in early.stderr
     assert not (tmp_path / "work").exists()
     early = _ranking(tmp_path, "default", "--blend-with", "params,width")
-    assert early.returncode == 1 and "unknown predictor(s) ['width']" in early.stderr
+    assert early.returncode == 2 and "unknown predictor(s) ['width']" in early.stderr
     assert not (tmp_path / "work").exists()
     r = _ranking(tmp_path, "default,seed1,ens_seed2", "--blend-with", "params,depth")
     assert r.returncode == 0, r.stderr[-3000:]
