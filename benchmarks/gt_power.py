@@ -179,9 +179,23 @@ def as_metric(gt: dict, metric: str) -> dict:
     return out
 
 
+def agreement(gt: dict, ref: dict) -> dict:
+    """Kendall tau between two GT files' mean scores over the codes both hold, overall and over pairs of
+    equal depth only: whether another protocol orders the same codes the same way, and beyond depth."""
+    ref_by_code = {v["arch"]: v["acc"] for v in ref.values()}
+    shared = [(v["arch"], v["acc"], ref_by_code[v["arch"]]) for v in gt.values() if v["arch"] in ref_by_code]
+    out = {"ref_codes": len(shared), "ref_tau": None, "ref_tau_same_depth": None, "ref_pairs_same_depth": 0}
+    if len(shared) > 2:
+        codes, mine, theirs = zip(*shared)
+        tau, n = kendall_within(mine, theirs, zero_cost(list(codes))["depth"])
+        out.update(ref_tau=kendall_tau_b(mine, theirs), ref_tau_same_depth=tau if n else None, ref_pairs_same_depth=n)
+    return out
+
+
 def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims: int, seed: int,
-               metric: str = "top1", shared_seed_effect: bool = True) -> list[dict]:
-    """One row per candidate protocol: its noise, spread, MACs tau, cost, and the ceiling at the final size."""
+               metric: str = "top1", shared_seed_effect: bool = True, against: str | None = None) -> list[dict]:
+    """One row per candidate protocol: its noise, spread, MACs tau, cost, and the ceiling at the final size
+    (and, with ``against``, its agreement with that GT file on the codes both hold)."""
     rng = np.random.default_rng(seed)
     rows = []
     for path in paths:
@@ -196,6 +210,8 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
                "depth_tau": kendall_tau_b(free["depth"], accs),
                "seed_tau": seed_agreement(gt),
                "seed_tau_same_depth": seed_agreement(gt, same_depth=True), **job_minutes(gt_path)}
+        if against:
+            row.update(agreement(gt, as_metric(json.loads(Path(against).read_text()), metric)))
         for k in final_seeds:
             r = simulate(np.full(final_codes, k), model["noise_sd"], model["code_sd"], 0.9, sims, 0, rng)
             row[f"ceiling_{final_codes}x{k}"] = r["ceiling_mean"]
@@ -222,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--final-codes", type=positive_int, default=96)
     p.add_argument("--final-seeds", default="2,3")
     p.add_argument("--metrics", default="top1", help="with --candidates: top1, ce, train_loss (comma-separated)")
+    p.add_argument("--against", help="with --candidates: a reference GT file; adds each candidate's Kendall tau with "
+                                     "it on the codes both hold (ref_tau, and ref_tau_same_depth over equal-depth pairs)")
     a = p.parse_args(argv)
     try:
         run(a)
@@ -234,6 +252,8 @@ def run(a: argparse.Namespace) -> None:
         missing = [q for q in a.candidates.split(",") if not Path(q).is_file()]
         if missing:
             raise GTInputError(f"--candidates {missing[0]}: file not found")
+        if a.against and not Path(a.against).is_file():
+            raise GTInputError(f"--against {a.against}: file not found")
         bad = [m for m in a.metrics.split(",") if m not in ("top1", "ce", "train_loss")]
         if bad:
             raise GTInputError(f"--metrics {a.metrics!r}: {bad[0]!r} is not one of top1, ce, train_loss")
@@ -247,10 +267,13 @@ def run(a: argparse.Namespace) -> None:
         for metric in a.metrics.split(","):
             paths = a.candidates.split(",")
             if metric != "top1":  # only files that record it
-                paths = [q for q in paths if all("per_seed_ce" in v for v in json.loads(Path(q).read_text()).values())]
-            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds)
+                field = f"per_seed_{metric}"
+                paths = [q for q in paths if all(field in v for v in json.loads(Path(q).read_text()).values())]
+            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds, a.against)
         cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "code_sd_same_depth",
-                "macs_tau", "depth_tau", "seed_tau", "seed_tau_same_depth", "cpu_min_median", *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
+                "macs_tau", "depth_tau", "seed_tau", "seed_tau_same_depth", "cpu_min_median",
+                *(["ref_codes", "ref_tau", "ref_tau_same_depth", "ref_pairs_same_depth"] if a.against else []),
+                *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
         print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",
                     rows, cols)
         write_json(a.out, {"env": environment(), "args": vars(a), "rows": rows})

@@ -269,6 +269,8 @@ CASES = [
      "--exclude"),
     ("gt-power-gt-missing", gt_power.main, ["--gt", f"{P}/nope.json"], "--gt"),
     ("gt-power-candidate-missing", gt_power.main, ["--candidates", f"{P}/nope.json"], "--candidates"),
+    ("gt-power-against-missing", gt_power.main, ["--candidates", f"{P}/gt_v2.json", "--against", f"{P}/nope.json"],
+     "--against"),
     ("gt-power-metric", gt_power.main, ["--candidates", f"{P}/gt_v2.json", "--metrics", "top5"], "--metrics"),
     ("gt-power-one-seed", gt_power.main, ["--gt", f"{P}/scores.json", "--out", f"{P}/gp.json"], "two seeds"),
     ("zc-run-not-zero-cost", zc_run.main, [f"{P}"], "no journal"),

@@ -123,6 +123,25 @@ def test_seed_agreement_within_equal_depth():
     assert gt_power.seed_agreement(gt, same_depth=True) == pytest.approx(-1.0)
 
 
+def test_agreement_with_another_protocol_matches_codes_not_keys():
+    """Two GT files that order depths alike and reverse each other inside a depth: overall tau > 0, tau over
+    equal-depth pairs -1; codes are matched by code (keys differ), codes only one file holds are left out."""
+    by_depth: dict[int, list[str]] = {}
+    for a in iter_sample(OFFICIAL_SPACE, 2000, seed=3):
+        by_depth.setdefault(a.depth, []).append(a.code)
+    d1, d2 = sorted(d for d, c in by_depth.items() if len(c) >= 4)[:2]
+    mine, ref = {}, {}
+    for depth, i in [(d1, 0), (d1, 1), (d1, 2), (d2, 0), (d2, 1), (d2, 2)]:
+        base = 80.0 + 5 * (depth == d2)
+        mine[f"a{depth}_{i}"] = {"arch": by_depth[depth][i], "acc": base + i}
+        ref[f"b{depth}_{i}"] = {"arch": by_depth[depth][i], "acc": base - i}
+    ref["only_ref"] = {"arch": by_depth[d1][3], "acc": 99.0}
+    out = gt_power.agreement(mine, ref)
+    assert out["ref_codes"] == 6 and out["ref_pairs_same_depth"] == 6
+    assert out["ref_tau"] > 0 and out["ref_tau_same_depth"] == pytest.approx(-1.0)
+    assert gt_power.agreement(mine, {"x": {"arch": by_depth[d1][3], "acc": 1.0}})["ref_tau"] is None
+
+
 def test_spread_within_depth_is_the_means_spread_less_their_noise():
     """One-way ANOVA by depth: with noiseless means, the pooled within-depth sd; noise that explains the
     whole spread leaves 0; depth groups of one code carry no information."""
