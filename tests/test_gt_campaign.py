@@ -108,6 +108,23 @@ def test_failed_job_is_reported_and_not_recorded(tmp_path):
     assert not (tmp_path / "gt.json").exists()
 
 
+@pytest.mark.parametrize("order", ["seed", "code"])
+def test_job_order_seed_by_seed_or_code_by_code(tmp_path, order):
+    """--dry-run lists the jobs in the order they run: every code's seed 1 first (default), or all seeds of
+    a code before the next code (designed tests); seeds the GT file holds are skipped either way."""
+    (tmp_path / "codes.txt").write_text("\n".join(CODES) + "\n")
+    cmd = [sys.executable, str(ROOT / "tools" / "gt_campaign.py"), "--gt", str(tmp_path / "gt.json"), "--codes",
+           str(tmp_path / "codes.txt"), "--seeds", "1,2", "--order", order, "--dry-run", "--", *TINY]
+    r = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    jobs = [(ln.split("\t")[1], ln.split("\t")[2]) for ln in r.stdout.splitlines() if "\tseed " in ln]
+    a, b = CODES
+    expect = {"seed": [(a, "seed 1"), (b, "seed 1"), (a, "seed 2"), (b, "seed 2")],
+              "code": [(a, "seed 1"), (a, "seed 2"), (b, "seed 1"), (b, "seed 2")]}[order]
+    assert jobs == expect
+    assert not (tmp_path / "gt.json").exists(), "a dry run wrote the GT file"
+
+
 def test_seed_agreement_within_equal_depth():
     """Two seeds that agree only on depth (deeper is better, reversed inside each depth) agree at tau -1
     over the equal-depth pairs, though their overall tau is positive."""

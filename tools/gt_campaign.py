@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--threads", type=positive_int, help="CPU threads per job (default: cores / jobs)")
     p.add_argument("--work", default="output/gt_campaign", help="job folders (checkpoints, logs)")
     p.add_argument("--save-every-steps", type=nonneg_int, default=50, help="checkpoint cadence inside an epoch")
+    p.add_argument("--order", choices=("seed", "code"), default="seed",
+                   help="seed: every code once before any second seed (a campaign stopped early still covers "
+                        "every code); code: all seeds of a code before the next (a stopped designed test still "
+                        "has its finished codes with every seed, for seed agreement)")
     p.add_argument("--limit", type=positive_int, help="run at most this many jobs now")
     p.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
     a = p.parse_args(own)
@@ -105,12 +109,15 @@ def choose(a: argparse.Namespace, cfg: NetConfig) -> dict:
 def plan(a: argparse.Namespace, archs: dict, cfg: NetConfig) -> tuple[list[Job], int]:
     done = groundtruth.seeds_done(a.gt)
     jobs, skipped = [], 0
-    for s in a.seed_list:  # seed by seed: a campaign stopped early still covers every code once
-        for key, arch in archs.items():
-            if s in done.get(arch.code, set()):
-                skipped += 1
-            else:
-                jobs.append(Job(key, arch.code, s, count_cost(arch, cfg).macs))
+    pairs = [(s, k) for s in a.seed_list for k in archs]  # seed by seed (see --order)
+    if a.order == "code":
+        pairs = [(s, k) for k in archs for s in a.seed_list]
+    for s, key in pairs:
+        arch = archs[key]
+        if s in done.get(arch.code, set()):
+            skipped += 1
+        else:
+            jobs.append(Job(key, arch.code, s, count_cost(arch, cfg).macs))
     return jobs, skipped
 
 
