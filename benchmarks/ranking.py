@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     missing = [b for b in partners if a.zero_cost and not (Path(a.zero_cost) / f"{b}.json").is_file()]
     if missing:
         p.error(f"--zero-cost {a.zero_cost}: no {missing[0]}.json (written by tools/zero_cost.py "
-                         "since session 13: run its command on that folder again, nothing is rescored)")
+                "since session 13: run its command on that folder again, nothing is rescored)")
     if a.full_model and not Path(a.full_model).is_file():
         p.error(f"--full-model {a.full_model}: file not found")
     if a.exclude and not Path(a.exclude).is_file():
