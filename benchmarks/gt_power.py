@@ -39,7 +39,7 @@ from supernet.archfile import default_shared_dir  # noqa: E402
 from supernet.cli import ArgumentParser, positive_int  # noqa: E402
 from supernet.metrics import kendall_tau_b, kendall_within, zero_cost  # noqa: E402
 from supernet.groundtruth import network_of  # noqa: E402
-from supernet.space import FMNIST28  # noqa: E402
+from supernet.space import FMNIST28, parse_code  # noqa: E402
 
 
 class GTInputError(ValueError):
@@ -47,6 +47,12 @@ class GTInputError(ValueError):
 
 
 log = logging.getLogger("gt_power")
+METRIC_FIELDS = {"top1": "per_seed", "ce": "per_seed_ce", "train_loss": "per_seed_train_loss"}  # per-seed record
+
+
+def depths(codes) -> list[int]:
+    """Residual blocks per code (``Arch.depth``): what the equal-depth statistics group by; no cost count."""
+    return [parse_code(c).depth for c in codes]
 
 
 def tau_b_batch(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -89,7 +95,7 @@ def noise_model(gt: dict, shared_seed_effect: bool = True) -> dict:
     code_var = max(float(means.var(ddof=1) - np.mean(noise_var / n_seeds)), 1e-12)
     return {"noise_sd": noise_var ** 0.5, "code_sd": code_var ** 0.5, "n_seeds": n_seeds.tolist(),
             "codes_with_seeds": len(seeds), "seed_offsets": off,
-            "code_sd_same_depth": same_depth_sd(zero_cost([v["arch"] for v in gt.values()])["depth"], means,
+            "code_sd_same_depth": same_depth_sd(depths(v["arch"] for v in gt.values()), means,
                                                 noise_var / n_seeds)}
 
 
@@ -160,7 +166,7 @@ def seed_agreement(gt: dict, same_depth: bool = False) -> float | None:
     codes, first, second = zip(*pairs)
     if not same_depth:
         return kendall_tau_b(first, second)
-    tau, n = kendall_within(first, second, zero_cost(list(codes))["depth"])
+    tau, n = kendall_within(first, second, depths(codes))
     return tau if n else None
 
 
@@ -169,7 +175,7 @@ def as_metric(gt: dict, metric: str) -> dict:
     ``ce`` (minus the test cross-entropy) or ``train_loss`` (minus the last epoch's train loss)."""
     if metric == "top1":
         return gt
-    field = {"ce": "per_seed_ce", "train_loss": "per_seed_train_loss"}[metric]
+    field = METRIC_FIELDS[metric]
     out = {}
     for k, v in gt.items():
         if field not in v:
@@ -187,15 +193,15 @@ def agreement(gt: dict, ref: dict) -> dict:
     out = {"ref_codes": len(shared), "ref_tau": None, "ref_tau_same_depth": None, "ref_pairs_same_depth": 0}
     if len(shared) > 2:
         codes, mine, theirs = zip(*shared)
-        tau, n = kendall_within(mine, theirs, zero_cost(list(codes))["depth"])
+        tau, n = kendall_within(mine, theirs, depths(codes))
         out.update(ref_tau=kendall_tau_b(mine, theirs), ref_tau_same_depth=tau if n else None, ref_pairs_same_depth=n)
     return out
 
 
 def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims: int, seed: int,
-               metric: str = "top1", shared_seed_effect: bool = True, against: str | None = None) -> list[dict]:
+               metric: str = "top1", shared_seed_effect: bool = True, against: dict | None = None) -> list[dict]:
     """One row per candidate protocol: its noise, spread, MACs tau, cost, and the ceiling at the final size
-    (and, with ``against``, its agreement with that GT file on the codes both hold)."""
+    (and, with ``against``, its agreement with that GT file's contents on the codes both hold)."""
     rng = np.random.default_rng(seed)
     rows = []
     for path in paths:
@@ -211,7 +217,7 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
                "seed_tau": seed_agreement(gt),
                "seed_tau_same_depth": seed_agreement(gt, same_depth=True), **job_minutes(gt_path)}
         if against:
-            row.update(agreement(gt, as_metric(json.loads(Path(against).read_text()), metric)))
+            row.update(agreement(gt, as_metric(against, metric)))
         for k in final_seeds:
             r = simulate(np.full(final_codes, k), model["noise_sd"], model["code_sd"], 0.9, sims, 0, rng)
             row[f"ceiling_{final_codes}x{k}"] = r["ceiling_mean"]
@@ -254,22 +260,23 @@ def run(a: argparse.Namespace) -> None:
             raise GTInputError(f"--candidates {missing[0]}: file not found")
         if a.against and not Path(a.against).is_file():
             raise GTInputError(f"--against {a.against}: file not found")
-        bad = [m for m in a.metrics.split(",") if m not in ("top1", "ce", "train_loss")]
+        bad = [m for m in a.metrics.split(",") if m not in METRIC_FIELDS]
         if bad:
-            raise GTInputError(f"--metrics {a.metrics!r}: {bad[0]!r} is not one of top1, ce, train_loss")
+            raise GTInputError(f"--metrics {a.metrics!r}: {bad[0]!r} is not one of {', '.join(METRIC_FIELDS)}")
         try:
             seeds = [int(k) for k in a.final_seeds.split(",")]
         except ValueError:
             raise GTInputError(f"--final-seeds {a.final_seeds!r} is not a comma-separated list of seed counts") from None
         if any(k < 1 for k in seeds):
             raise GTInputError(f"--final-seeds {a.final_seeds!r}: every seed count must be >= 1")
+        ref = json.loads(Path(a.against).read_text()) if a.against else None
         rows = []
         for metric in a.metrics.split(","):
             paths = a.candidates.split(",")
             if metric != "top1":  # only files that record it
-                field = f"per_seed_{metric}"
+                field = METRIC_FIELDS[metric]
                 paths = [q for q in paths if all(field in v for v in json.loads(Path(q).read_text()).values())]
-            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds, a.against)
+            rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds, ref)
         cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "code_sd_same_depth",
                 "macs_tau", "depth_tau", "seed_tau", "seed_tau_same_depth", "cpu_min_median",
                 *(["ref_codes", "ref_tau", "ref_tau_same_depth", "ref_pairs_same_depth"] if a.against else []),

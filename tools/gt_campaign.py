@@ -109,9 +109,8 @@ def choose(a: argparse.Namespace, cfg: NetConfig) -> dict:
 def plan(a: argparse.Namespace, archs: dict, cfg: NetConfig) -> tuple[list[Job], int]:
     done = groundtruth.seeds_done(a.gt)
     jobs, skipped = [], 0
-    pairs = [(s, k) for s in a.seed_list for k in archs]  # seed by seed (see --order)
-    if a.order == "code":
-        pairs = [(s, k) for k in archs for s in a.seed_list]
+    pairs = ([(s, k) for k in archs for s in a.seed_list] if a.order == "code"  # see --order
+             else [(s, k) for s in a.seed_list for k in archs])
     for s, key in pairs:
         arch = archs[key]
         if s in done.get(arch.code, set()):
