@@ -19,11 +19,12 @@ from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int
 from supernet.cli import shard as shard_arg
 from supernet.data import DataError
 from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_scorer, make_header,
                                read_journals, run_scoring, shard_keys, submission_values, wait_for_scores)
+from supernet.outputs import FolderLock, OutputError, overwrite_problem
 from supernet.runtime import atomic_write_json, barrier, setup
 from supernet.space import tied_violation
 from supernet.supernet_train import net_config
@@ -60,6 +61,7 @@ def auto_backend(on_gpu: bool) -> str:
     return "fused" if onednn.backend() == "onednn" else "predictor"
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="supernet.pdparams, a training ckpt_s*.pdckpt, or a few-shot "
@@ -99,10 +101,24 @@ def main(argv: list[str] | None = None) -> int:
     keys = shard_keys(archs, keys, *shard)
     tag = f"s{shard[0]}of{shard[1]}"
     name = "submission.json" if shard == (0, 1) else f"submission.{tag}.json"
-    problem = writable_file(out / name, "--out") or other_submission(out / name, {k: archs[k].code for k in keys})
+    problem = (overwrite_problem([out / name, meta_path(out / name)], [a.archs, a.checkpoint, a.config], "--out")
+               or other_submission(out / name, {k: archs[k].code for k in keys}))
     if problem:
         return fail(problem)
     ctx = setup(a.device)
+    try:  # held until this process ends: a second run into --out is refused, at every rank
+        lock = FolderLock(out, f"eval.{tag}.r{ctx.rank}").acquire()
+    except OutputError as e:
+        return fail(str(e))
+    try:
+        return score(a, archs, keys, out, name, tag, ctx)
+    finally:
+        lock.release()
+
+
+def score(a: argparse.Namespace, archs: dict, keys: list[str], out: Path, name: str, tag: str, ctx) -> int:
+    """Score this rank's share of ``keys`` not yet in the journals; rank 0 writes the submission."""
+    shard = a.shard
     backend = a.backend if a.backend != "auto" else auto_backend(ctx.on_gpu)
     if backend == "fused" and ctx.on_gpu:
         return fail("--backend fused runs on the CPU only; use dygraph (or auto) on a GPU")
@@ -126,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                      time.time() - t)
         except DataError as e:
             return fail(str(e))
-        journal = Journal(out / f"journal.{tag}.r{ctx.rank}.jsonl", header)
+        try:
+            journal = Journal(out / f"journal.{tag}.r{ctx.rank}.jsonl", header)
+        except JournalError as e:
+            return fail(str(e))
         try:
             run_scoring(route, {k: archs[k] for k in mine}, data, journal, show_progress=ctx.is_main)
         except JournalError as e:

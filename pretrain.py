@@ -21,14 +21,15 @@ import paddle.nn.functional as F
 
 from supernet import archfile, checkpoint, groundtruth
 from supernet.archfile import ArchFileError
-from supernet.cli import (ArgumentParser, fail, fraction, nonneg_float, nonneg_int, positive_float, positive_int,
-                          writable_file)
+from supernet.cli import (ArgumentParser, entry_point, fail, fraction, nonneg_float, nonneg_int, positive_float,
+                          positive_int, writable_file)
 from supernet.data import DataError, build_loaders
+from supernet.outputs import FolderLock, OutputError, resolved
 from supernet.resnet import ResNet48, load_weights
 from supernet.runtime import JsonLog, atomic_write_json, setup
 from supernet.space import WIDTH_DIVISORS, ArchCodeError, NetConfig, parse_code
 from supernet.supernet_train import net_config
-from supernet.train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
+from supernet.train import (Amp, Diverged, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
                            zero_init_last_bn)
 
 log = logging.getLogger("pretrain")
@@ -93,7 +94,10 @@ def protocol(args: argparse.Namespace, cfg: NetConfig) -> dict:
 
 
 def check_gt_file(args: argparse.Namespace, arch, cfg: NetConfig) -> str:
-    """The GT key of this run, after checking that the result can be merged (before any training)."""
+    """The GT key of this run, after checking that the result can be merged (before any training).
+    ``args.gt_file`` becomes the resolved path: through a symbolic link the real file gets the record,
+    and runs through two names of one file share its lock."""
+    args.gt_file = str(resolved(args.gt_file))
     problem = writable_file(args.gt_file, "--gt_file")
     if problem:
         raise ArchFileError(problem)
@@ -104,6 +108,7 @@ def check_gt_file(args: argparse.Namespace, arch, cfg: NetConfig) -> str:
     return key
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -122,6 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size % ctx.world:
         return fail(f"--batch_size {args.batch_size} is not divisible by the {ctx.world} processes")
     out = Path(args.output_dir or f"output/pretrain/{arch.code}_s{args.seed}")
+    try:
+        lock = FolderLock(out, f"pretrain.r{ctx.rank}").acquire()  # held until the process ends
+    except OutputError as e:
+        return fail(str(e))
+    try:
+        return train_run(args, arch, cfg, ctx, out, gt_key)
+    finally:
+        lock.release()
+
+
+def train_run(args: argparse.Namespace, arch, cfg: NetConfig, ctx, out: Path, gt_key: str | None) -> int:
+    """Train, evaluate and record one run into ``out`` (held by the caller)."""
+    dataset = args.dataset
     try:
         train, val = build_loaders(dataset, args.batch_size // ctx.world, args.seed, ctx.rank, ctx.world,
                                    data_dir=args.data_dir, image_dir=args.image_dir, train_list=args.train_list,
@@ -205,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     except Diverged as e:
         log.error("%s; nothing is written as a result", e)
         return 1
+    except DataError as e:
+        return fail(f"{e}; the run is not a result and nothing is written")
     final = evaluate_metrics(model, val, ctx, desc="final eval")
     metrics = {"top1": final["top1"], "ce": final["ce"], "train_loss": tally["last_epoch_loss"],
                "train_images": tally["images"], "val_images": final["images"]}
@@ -222,15 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         result = {"arch": arch.code, "acc": final["top1"], "seed": args.seed, "dataset": dataset, **metrics}
         atomic_write_json(out / "result.json", result)
         if args.gt_file:
-            groundtruth.bind_protocol(args.gt_file, protocol(args, cfg))
-            rec = groundtruth.merge_record(args.gt_file, gt_key, arch, args.seed, metrics)
+            try:
+                rec = groundtruth.merge_record(args.gt_file, gt_key, arch, args.seed, metrics, protocol(args, cfg))
+            except (ArchFileError, ValueError) as e:
+                return fail(f"{e} (the run's result is kept in {out / 'result.json'})")
             log.info("ground truth %s: %s = %s", args.gt_file, gt_key, json.dumps(rec))
         log.info("outputs in %s (model.pdparams, result.json, log.jsonl)", out)
     return 0
-
-
-class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 if __name__ == "__main__":

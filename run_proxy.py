@@ -20,7 +20,7 @@ from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile, groundtruth
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int
 from supernet.config import ConfigError, load_config
 from supernet.data import DataError, find_fmnist
 from supernet.runtime import atomic_write_json, setup
@@ -53,6 +53,7 @@ def pick_codes(gt: Path | None, official: Path | None, n: int, out: Path) -> Pat
     return path
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_quick.yaml"))

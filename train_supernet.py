@@ -11,15 +11,18 @@ from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import checkpoint, fewshot
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int
 from supernet.config import ConfigError, load_config
 from supernet.data import DataError
+from supernet.outputs import FolderLock, OutputError
 from supernet.runtime import setup
+from supernet.train import Diverged
 from supernet.supernet_train import fewshot_group_config, train_supernet
 
 log = logging.getLogger("train_supernet")
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", required=True, help="YAML config (see configs/)")
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="auto, cpu or gpu")
     p.add_argument("--max_steps", type=positive_int, help="stop after this many steps (smoke tests)")
-    p.add_argument("--check_only", action="store_true", help="check the config and overrides, then exit")
+    p.add_argument("--check_only", action="store_true",
+                   help="check the config and overrides, print the output folder, then exit")
     p.add_argument("--fewshot_groups", action="store_true", help="print the number of few-shot groups, then exit")
     p.add_argument("--fewshot_group", type=nonneg_int, help="train this few-shot group from the one-shot weights")
     p.add_argument("--fewshot_manifest", action="store_true",
@@ -57,12 +61,22 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint.check_start(Path(cfg["train"]["output_dir"]) / "checkpoints", "", resume=False)
             except checkpoint.CheckpointError as e:
                 return fail(str(e))
+        print(cfg["train"]["output_dir"])
         return 0
     ctx = setup(a.device, cfg["train"]["seed"])
+    try:  # the folder is held for the whole run: a second run into it is refused, at every rank
+        lock = FolderLock(cfg["train"]["output_dir"], f"train.r{ctx.rank}").acquire()
+    except OutputError as e:
+        return fail(str(e))
     try:
         train_supernet(cfg, ctx, resume=a.resume, max_steps=a.max_steps)
+    except Diverged as e:
+        log.error("%s; no final weights are written", e)
+        return 1
     except (DataError, ValueError) as e:
         return fail(str(e))
+    finally:
+        lock.release()
     return 0
 
 

@@ -9,7 +9,8 @@
 # Environment:
 #   NPROC        processes on this node (default: the number of GPUs, or 2 on a CPU-only machine)
 #   LAUNCH_ARGS  extra launcher arguments, e.g. "--nnodes 2 --master 10.0.0.1:8090" for several nodes
-#   LOG_DIR      launcher logs (default: <train.output_dir of the config>/launch, else output/launch)
+#   LOG_DIR      launcher logs (default: <train.output_dir, after the -o overrides>/launch)
+# CPU threads per process are the cores divided by NPROC unless OMP_NUM_THREADS is set (supernet/__init__.py).
 set -euo pipefail
 # Paths (the config, -o values, LOG_DIR) are taken from the caller's folder, as with any command.
 REPO=$(cd "$(dirname "$0")" && pwd)
@@ -35,8 +36,8 @@ case "$NPROC" in
   ''|*[!0-9]*|0) echo "error: NPROC=$NPROC must be a whole number >= 1" >&2; exit 2 ;;
 esac
 # A bad config or override is reported here in one line, not from inside the launcher's workers.
-python "$REPO/train_supernet.py" -c "$CONFIG" "$@" --check_only || exit $?
-LOG_DIR=${LOG_DIR:-output/launch}
+OUT_DIR=$(python "$REPO/train_supernet.py" -c "$CONFIG" "$@" --check_only) || exit $?
+LOG_DIR=${LOG_DIR:-$OUT_DIR/launch}
 launch() {
   # shellcheck disable=SC2086
   python -m paddle.distributed.launch --nproc_per_node "$NPROC" --log_dir "$1" ${LAUNCH_ARGS:-} \

@@ -36,7 +36,7 @@ import sys
 
 sys.path.insert(0, str(ROOT))
 from supernet.archfile import default_shared_dir  # noqa: E402
-from supernet.cli import ArgumentParser, positive_int  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, positive_int  # noqa: E402
 from supernet.metrics import kendall_tau_b, kendall_within, zero_cost  # noqa: E402
 from supernet.groundtruth import network_of  # noqa: E402
 from supernet.space import FMNIST28, parse_code  # noqa: E402
@@ -225,6 +225,7 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
     return rows
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -322,4 +323,4 @@ def run(a: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -32,7 +32,7 @@ from pathlib import Path
 from common import ROOT, environment, print_table, write_json
 
 from supernet import fewshot, groundtruth
-from supernet.cli import ArgumentParser, positive_int
+from supernet.cli import ArgumentParser, entry_point, positive_int
 from supernet.config import load_config
 from supernet.runtime import setup
 from supernet.space import FMNIST28
@@ -182,6 +182,7 @@ def train_variant(cfg: dict, ctx, work: Path) -> Path:
     return fewshot.write_manifest(work, rules, ckpts)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "fmnist_sandwich.yaml"))
@@ -342,4 +343,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, print_table, union_seconds, write_json
 
-from supernet.cli import ArgumentParser
+from supernet.cli import ArgumentParser, entry_point
 from supernet.metrics import kendall_tau_b
 from supernet.space import parse_code
 from supernet.zero_cost import SCORE_FILES
@@ -56,6 +56,7 @@ def wall(records: list[dict]) -> dict | None:
     return {"wall_hours": hours, "codes_per_hour": len(records) / max(1e-9, hours), "processes": len(procs)}
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder")
@@ -91,4 +92,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,11 @@
 """Weight-sharing NAS for the CVPR 2022 NAS challenge ResNet48 space, in PaddlePaddle.
 
-Importing the package first tunes the CPU math libraries, before paddle is imported:
-- OMP_NUM_THREADS: Paddle sets it to 1 when unset; we set it to the available cores (under
-  paddle.distributed.launch the launcher sets it per process and we leave it alone).
+Importing the package first tunes the CPU math libraries, then imports paddle:
+- Threads: Paddle sets OMP_NUM_THREADS to 1 when it is unset, and prints a warning when it is above 1.
+  We use the available cores (under paddle.distributed.launch, cores / processes on this node: the
+  launcher passes on the 1 that Paddle set in its own process), import paddle with 1 so it stays
+  quiet, then give the math libraries the chosen count (``paddle.base.core.set_num_threads``). A count
+  the user set wins.
 - MKL_DEBUG_CPU_TYPE=5 on AMD CPUs: the MKL inside Paddle's CPU wheel otherwise takes a slow
   generic path there; this doubles conv/matmul speed on the development machines (BENCHMARKS.md).
 - glibc malloc keeps large blocks in the heap instead of mmap-ing and unmapping every activation
@@ -28,9 +31,17 @@ def _cpu_vendor() -> str:
     return ""
 
 
-if "OMP_NUM_THREADS" not in os.environ:
-    os.environ["OMP_NUM_THREADS"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                        else (os.cpu_count() or 1))
+def cpu_threads(env: dict[str, str] = os.environ) -> int:
+    """Threads per process: the user's OMP_NUM_THREADS, else the cores shared among this node's processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(env.get("PADDLE_LOCAL_SIZE") or 1)
+    given = env.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) >= 1 and not (local > 1 and given == "1"):
+        return int(given)
+    return max(1, cores // max(1, local))
+
+
+THREADS = cpu_threads()
 if _cpu_vendor() == "AuthenticAMD":
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 
@@ -53,5 +64,10 @@ _keep_large_blocks_in_heap()
 warnings.filterwarnings("ignore", message="No ccache found")
 # BatchNorm in training mode warns on every call that it tracks running statistics (it always has).
 warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
+os.environ["OMP_NUM_THREADS"] = "1"  # Paddle's import warns about any other value
+import paddle  # noqa: E402
+
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # for processes started from here (DataLoader workers)
+paddle.base.core.set_num_threads(THREADS)
 
 __version__ = "0.1.0"

@@ -72,6 +72,8 @@ def read_entries(path: str | Path) -> "OrderedDict[str, dict]":
                 bad.append(k)
         if bad:
             raise ArchFileError(f"{p}: {len(bad)} entries lack an 'arch' code, e.g. {[clip(b) for b in bad[:5]]}")
+        if not out:
+            raise ArchFileError(f"{p} holds no codes")
         return out
     out = OrderedDict()
     for n, line in enumerate(text.splitlines(), 1):
@@ -94,6 +96,11 @@ def read_archs(path: str | Path) -> "OrderedDict[str, Arch]":
     if errors:
         shown = "\n  ".join(errors[:50]) + (f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else "")
         raise ArchFileError(f"{path}: {len(errors)} invalid codes:\n  {shown}")
+    key_of: dict[str, str] = {}
+    for k in entries:  # a code listed twice (also as its 51- and 52-character forms) would be scored twice
+        other = key_of.setdefault(good[k].code, k)
+        if other != k:
+            raise ArchFileError(f"{path}: {clip(other)} and {clip(k)} hold the same code")
     return OrderedDict((k, good[k]) for k in entries)
 
 
@@ -143,7 +150,9 @@ def write_official(path: str | Path, archs: Mapping[str, Arch | str], accs: Mapp
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside ``path``, so parallel runs can merge into one file safely."""
+    """An exclusive lock beside ``path`` (resolved: every name of one file shares the lock), so parallel
+    runs can merge into one file safely."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(str(path) + ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -211,6 +220,11 @@ def merge_files(paths: list[str | Path], out: str | Path, order_from: str | Path
                 raise ArchFileError(f"{k} holds code {clip(merged[k]['arch'])} in the merged files but "
                                     f"{clip(v['arch'])} in {order_from}")
         merged = OrderedDict((k, merged[k]) for k in ref)
+    key_of: dict[str, str] = {}
+    for k, v in merged.items():
+        other = key_of.setdefault(_canonical(v["arch"]), k)
+        if other != k:
+            raise ArchFileError(f"merged files: {clip(other)} and {clip(k)} hold the same code")
     atomic_write_json(out, merged)
     return len(merged)
 

@@ -101,8 +101,9 @@ def check_start(ckpt_dir: str | Path, fingerprint: str, resume: bool) -> None:
         except (OSError, ValueError):
             continue
         if meta.get("fingerprint") not in (None, fingerprint):
-            raise CheckpointError(f"checkpoint {path} belongs to another run (other settings); resume it with the "
-                                  "settings it was started with, or choose another output folder")
+            raise CheckpointError(f"checkpoint {path} belongs to another run (its config or overrides differ from "
+                                  "these; the folder's config.yaml holds the ones it was started with): resume it "
+                                  "with those, or choose another output folder")
         return
 
 

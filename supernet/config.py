@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,24 @@ class ConfigError(ValueError):
     pass
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with 1.2's numbers: PyYAML follows YAML 1.1, where ``1e-3`` (no dot) is a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _merge(base: dict, over: dict, where: str = "") -> dict:
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
@@ -104,7 +123,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in seen:
         raise ConfigError(f"{seen[-1]}: base: {path} makes a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
     try:
-        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+        obj = _yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text (byte {e.start})") from e
     except yaml.YAMLError as e:
@@ -142,7 +161,7 @@ def apply_override(cfg: dict, item: str) -> None:
     if isinstance(node[parts[-1]], dict):
         raise ConfigError(f"override {key}: {key} is a section; set one of its keys ({', '.join(node[parts[-1]])})")
     try:
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = _yaml(raw)
     except yaml.YAMLError:
         raise ConfigError(f"override {item!r}: the value is not a YAML scalar") from None
 
@@ -221,6 +240,10 @@ def validate(cfg: dict, where: str) -> None:
             raise ConfigError(f"{where}: {name} is {v!r}; it must be {what}" + (" or null" if None in types else ""))
         if check is not None and not check[0](v):
             raise ConfigError(f"{where}: {name} is {v!r}; it must be {check[1]}")
+    sw = cfg["sandwich"]
+    if not (sw["largest"] or sw["smallest"] or sw["num_random"]):
+        raise ConfigError(f"{where}: the sandwich trains no subnet (sandwich.largest and sandwich.smallest are false "
+                          "and sandwich.num_random is 0)")
     from .fewshot import FewShotError, parse_rules
 
     try:

@@ -7,9 +7,13 @@ a run resumed in the middle of an epoch sees exactly the batches it would have s
 """
 from __future__ import annotations
 
+import fcntl
 import gzip
+import io
 import logging
+import math
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -45,15 +49,34 @@ def _has_fmnist(d: Path) -> bool:
     return all(any((d / (f + ext)).is_file() for ext in (".gz", "")) for pair in FMNIST_FILES.values() for f in pair)
 
 
+# How to point a command at the IDX files: the option differs by command.
+POINT_TO_FILES = ("point to a folder with the four IDX files (--data_dir for pretrain.py and the tools, "
+                  "-o data.data_dir=DIR for train_supernet.py, data.data_dir in the config for eval_subnets.py)")
+
+
 def fetch_fmnist(cache_dir: Path = CACHE_DIR) -> Path:
-    """Unpack Debian's dataset-fashion-mnist into ``cache_dir`` without root (apt-get download + dpkg-deb)."""
+    """Unpack Debian's dataset-fashion-mnist into ``cache_dir`` without root (apt-get download + dpkg-deb).
+    Under a lock in the cache: processes started together (the ranks of a launch) fetch it once."""
     target = cache_dir / "fashion-mnist"
     if _has_fmnist(target / FMNIST_SUBDIR):
         return target / FMNIST_SUBDIR
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        raise DataError("Fashion-MNIST not found and apt-get/dpkg-deb are not available to fetch it; "
-                        "pass --data_dir with the four IDX files")
-    cache_dir.mkdir(parents=True, exist_ok=True)
+        raise DataError(f"Fashion-MNIST not found and apt-get/dpkg-deb are not available to fetch it; {POINT_TO_FILES}")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(cache_dir / ".fetch.lock", "w")
+    except OSError as e:
+        raise DataError(f"Fashion-MNIST not found, and the download cache {cache_dir} cannot be written "
+                        f"({e.strerror}): set RESNET48_NAS_CACHE to a writable folder, install "
+                        f"{FMNIST_DEB} with apt-get, or {POINT_TO_FILES}") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _has_fmnist(target / FMNIST_SUBDIR):  # another process fetched it while this one waited
+            return target / FMNIST_SUBDIR
+        return _fetch_locked(cache_dir, target)
+
+
+def _fetch_locked(cache_dir: Path, target: Path) -> Path:
     log.info("fetching Fashion-MNIST from the Debian package %s into %s", FMNIST_DEB, target)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         r = subprocess.run(["apt-get", "download", FMNIST_DEB], cwd=tmp, capture_output=True, text=True)
@@ -89,7 +112,7 @@ def find_fmnist(data_dir: str | Path | None = None, download: bool = True) -> Pa
         if _has_fmnist(d):
             return d
     if not download:
-        raise DataError("Fashion-MNIST not found; install dataset-fashion-mnist or pass --data_dir")
+        raise DataError(f"Fashion-MNIST not found; install {FMNIST_DEB} with apt-get, or {POINT_TO_FILES}")
     return fetch_fmnist()
 
 
@@ -131,9 +154,12 @@ def normalise(images: np.ndarray, mean: Sequence[float] | float, std: Sequence[f
     return (images.astype(np.float32) / 255.0 - m) / s
 
 
-def subset(n: int | None, total: int, seed: int) -> np.ndarray:
-    """A fixed, seeded choice of ``n`` indices out of ``total`` (all, in order, when n is None)."""
-    if n is None or n >= total:
+def subset(n: int | None, total: int, seed: int, what: str = "images") -> np.ndarray:
+    """A fixed, seeded choice of ``n`` indices out of ``total`` (all, in order, when n is None). More than
+    there are is refused: a run must not record a number of images it did not use."""
+    if n is not None and n > total:
+        raise DataError(f"{n} {what} asked for, but the set has only {total}")
+    if n is None or n == total:
         return np.arange(total)
     return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
 
@@ -198,7 +224,8 @@ def fmnist_loaders(batch_size: int, seed: int = 0, rank: int = 0, world: int = 1
     """Train and test ArrayLoaders for the proxy (optionally fixed, seeded subsets of each)."""
     xtr, ytr = load_fmnist("train", data_dir)
     xte, yte = load_fmnist("test", data_dir)
-    tr, te = subset(train_images, len(xtr), seed), subset(val_images, len(xte), seed + 1)
+    tr = subset(train_images, len(xtr), seed, "training images (train_images)")
+    te = subset(val_images, len(xte), seed + 1, "evaluation images (val_images)")
     pad_value = (0.0 - FMNIST_MEAN) / FMNIST_STD
     train = ArrayLoader(normalise(xtr[tr], FMNIST_MEAN, FMNIST_STD), ytr[tr], batch_size, True, seed, rank, world,
                         pad_value=pad_value)
@@ -257,44 +284,125 @@ def imagenet_samples(image_dir: str | Path, split: str, list_file: str | Path | 
     return scan_folder(root / split)
 
 
+MAX_SUBSTITUTES = 16  # undecodable images in a row before a training batch gives up
+
+
+def normalise_uint8(x):
+    """ImageNet images as uint8 NCHW (numpy, or a paddle tensor on any device) -> normalised float32.
+
+    Workers hand batches over as uint8 (a quarter of float32's shared memory and of the host-to-device
+    copy); the normalisation runs where the batch is, on the GPU in training."""
+    if isinstance(x, np.ndarray):
+        mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
+        std = np.asarray(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
+        return (x.astype(np.float32) - mean) / std
+    import paddle
+
+    mean = paddle.to_tensor(IMAGENET_MEAN, dtype="float32").reshape([1, 3, 1, 1]) * 255
+    std = paddle.to_tensor(IMAGENET_STD, dtype="float32").reshape([1, 3, 1, 1]) * 255
+    return (x.astype("float32") - mean) / std
+
+
+def as_float32(x):
+    """A batch as the network takes it: uint8 ImageNet batches normalised, float32 ones (the proxy) as they are."""
+    return normalise_uint8(x) if str(getattr(x, "dtype", "")).endswith("uint8") else x
+
+
+def crop_box(w: int, h: int, rng: random.Random, scale: tuple[float, float] = (0.08, 1.0),
+             ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's box (Inception-style: area share and log-uniform aspect ratio, ten tries, then
+    the centre crop of the closest allowed ratio), drawn from ``rng``."""
+    area = w * h
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            x0, y0 = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            return x0, y0, x0 + cw, y0 + ch
+    if w / h < ratio[0]:
+        cw, ch = w, int(round(w / ratio[0]))
+    elif w / h > ratio[1]:
+        cw, ch = int(round(h * ratio[1])), h
+    else:
+        cw, ch = w, h
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return x0, y0, x0 + cw, y0 + ch
+
+
 class ImageDataset:
-    """Decodes images with PIL; a corrupt or unreadable image yields None (dropped by ``collate_skip``)."""
+    """Decodes images with PIL into uint8 CHW; normalised later where the batch goes (``as_float32``).
 
-    def __init__(self, samples: list[tuple[str, int]], train: bool, size: int = 224) -> None:
-        from paddle.vision import transforms as T  # PIL backend: no OpenCV needed
+    Items are ``(index, epoch)``. Training augmentation (RandomResizedCrop and a horizontal flip) draws
+    from an RNG seeded by (seed, epoch, index), so a resumed run replays it exactly, whatever the number
+    of workers. A file is read whole first: an error there is the filesystem's (a flaky network mount) and
+    stops the run naming the path. An image that cannot be decoded (corrupt, truncated, not an image) is
+    replaced in training by the next decodable one, so every rank keeps its batch size and the ranks stay
+    in step; in evaluation it is marked (label -1) and dropped from its batch. Both are counted.
+    Grayscale, CMYK and palette images are converted to RGB."""
 
-        self.samples, self.size = samples, size
-        if train:
-            self.tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip()])
-        else:
-            self.tf = T.Compose([T.Resize(int(size * 256 / 224)), T.CenterCrop(size)])
-        self.mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(3, 1, 1) * 255
-        self.std = np.asarray(IMAGENET_STD, np.float32).reshape(3, 1, 1) * 255
+    def __init__(self, samples: list[tuple[str, int]], train: bool, size: int = 224, seed: int = 0) -> None:
+        self.samples, self.train, self.size, self.seed = samples, train, size, seed
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int):
-        from PIL import Image
+    def _decode(self, j: int, rng: random.Random | None) -> np.ndarray | None:
+        from PIL import Image, ImageOps
 
-        path, label = self.samples[i]
+        path = self.samples[j][0]
         try:
-            with Image.open(path) as im:
-                img = self.tf(im.convert("RGB"))
-            chw = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)
-            return (chw - self.mean) / self.std, np.int64(label)
-        except Exception as e:  # corrupt, truncated, unreadable: skip it, counted by the collate
-            log.debug("skipping unreadable image %s: %s", path, e)
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror or e} (a filesystem error, not a bad image)") from None
+        try:
+            with Image.open(io.BytesIO(raw)) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                if rng is not None:
+                    im = im.resize((self.size, self.size), Image.BILINEAR, box=crop_box(w, h, rng))
+                    if rng.random() < 0.5:
+                        im = ImageOps.mirror(im)
+                else:
+                    short = int(self.size * 256 / 224)
+                    s = short / min(w, h)
+                    im = im.resize((max(short, round(w * s)), max(short, round(h * s))), Image.BILINEAR)
+                    left, top = (im.width - self.size) // 2, (im.height - self.size) // 2
+                    im = im.crop((left, top, left + self.size, top + self.size))
+                return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
+        except Exception as e:  # noqa: BLE001 - the bytes are in memory: whatever fails here is the image
+            log.debug("undecodable image %s: %s", path, e)
             return None
 
+    def __getitem__(self, item) -> tuple[np.ndarray, np.int64, np.int64]:
+        """(uint8 image, label, flag) for the DataLoader: flag 0 as read, 1 replaced or dropped, 2 an error
+        that stops the run. The error is only flagged here: raised in a loader's worker process or thread
+        (paddle uses a thread even without workers) it kills the loader's queue, and the main process
+        hangs or gets a message that does not name the file; ``DatasetBatches`` repeats the item with
+        ``_item`` in the main process to raise it."""
+        try:
+            return self._item(item)
+        except DataError:
+            return np.zeros((3, self.size, self.size), np.uint8), np.int64(-1), np.int64(2)
 
-def collate_skip(batch: list) -> tuple[np.ndarray, np.ndarray, int]:
-    """Stack the good samples; also return how many were skipped as unreadable."""
-    good = [b for b in batch if b is not None]
-    skipped = len(batch) - len(good)
-    if not good:
-        return np.zeros((0,)), np.zeros((0,), np.int64), skipped
-    return np.stack([g[0] for g in good]), np.array([g[1] for g in good], np.int64), skipped
+    def _item(self, item) -> tuple[np.ndarray, np.int64, np.int64]:
+        i, epoch = item if isinstance(item, tuple) else (int(item), 0)
+        for k in range(MAX_SUBSTITUTES if self.train else 1):
+            j = (i + k) % len(self.samples)
+            rng = random.Random(f"{self.seed}-{epoch}-{i}-{k}") if self.train else None
+            img = self._decode(j, rng)
+            if img is not None:
+                return img, np.int64(self.samples[j][1]), np.int64(k > 0)
+        if self.train:
+            raise DataError(f"{MAX_SUBSTITUTES} images in a row from {self.samples[i][0]} on cannot be decoded")
+        return np.zeros((3, self.size, self.size), np.uint8), np.int64(-1), np.int64(1)
+
+
+def collate(batch: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 images, labels (-1: an evaluation image that could not be decoded) and replaced/dropped flags."""
+    return (np.stack([b[0] for b in batch]), np.array([b[1] for b in batch], np.int64),
+            np.array([b[2] for b in batch], np.int64))
 
 
 class DatasetBatches:
@@ -302,7 +410,7 @@ class DatasetBatches:
 
     Same ordering rule as ArrayLoader: a permutation seeded by (seed, epoch), global batches cut
     from it, each rank's strided share, and ``start`` batches skipped without decoding them.
-    Unreadable images are dropped from their batch and counted in ``skipped``.
+    Undecodable images are replaced (training) or dropped (evaluation), and counted in ``skipped``.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, train: bool, seed: int = 0, rank: int = 0,
@@ -320,17 +428,26 @@ class DatasetBatches:
 
         n, g = len(self.dataset), self.batch_size * self.world
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.train else np.arange(n)
-        batches = [order[b * g: (b + 1) * g][self.rank:: self.world].tolist() for b in range(start, len(self))]
+        batches = [[(i, epoch) for i in order[b * g: (b + 1) * g][self.rank:: self.world].tolist()]
+                   for b in range(start, len(self))]
         batches = [b for b in batches if b]
-        loader = paddle.io.DataLoader(self.dataset, batch_sampler=batches, collate_fn=collate_skip,
+        loader = paddle.io.DataLoader(self.dataset, batch_sampler=batches, collate_fn=collate,
                                       num_workers=self.num_workers, return_list=True)
-        for x, y, skipped in loader:
-            k = int(np.asarray(skipped))
+        for b, (x, y, bad) in enumerate(loader):
+            failed = np.flatnonzero(np.asarray(bad) == 2)
+            if len(failed):
+                self.dataset._item(batches[b][int(failed[0])])  # raises the worker's DataError here, with its message
+            k = int((bad > 0).sum())
             if k:
                 self.skipped += k
-                log.warning("skipped %d unreadable images (%d so far)", k, self.skipped)
-            if len(y):
-                yield x, y
+                log.warning("%s %d undecodable images (%d so far)", "replaced" if self.train else "dropped", k,
+                            self.skipped)
+                if not self.train:
+                    keep = paddle.nonzero(y >= 0).flatten()
+                    if keep.shape[0] == 0:
+                        continue
+                    x, y = paddle.gather(x, keep), paddle.gather(y, keep)
+            yield x, y
 
 
 def build_loaders(dataset: str, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1, *,
@@ -346,27 +463,34 @@ def build_loaders(dataset: str, batch_size: int, seed: int = 0, rank: int = 0, w
         raise DataError("--image_dir is required for dataset 'imagenet'")
     tr = imagenet_samples(image_dir, "train", train_list)
     va = imagenet_samples(image_dir, "val", val_list)
-    tr = [tr[i] for i in subset(train_images, len(tr), seed)]
-    va = [va[i] for i in subset(val_images, len(va), seed + 1)]
-    return (DatasetBatches(ImageDataset(tr, True, input_size), batch_size, True, seed, rank, world, num_workers),
-            DatasetBatches(ImageDataset(va, False, input_size), batch_size, False, seed, rank, world, num_workers))
+    tr = [tr[i] for i in subset(train_images, len(tr), seed, "training images (train_images)")]
+    va = [va[i] for i in subset(val_images, len(va), seed + 1, "evaluation images (val_images)")]
+    return (DatasetBatches(ImageDataset(tr, True, input_size, seed), batch_size, True, seed, rank, world, num_workers),
+            DatasetBatches(ImageDataset(va, False, input_size, seed), batch_size, False, seed, rank, world,
+                           num_workers))
 
 
 def calibration_images(train: ArrayLoader | DatasetBatches, n: int, seed: int = 0) -> np.ndarray:
     """``n`` fixed training images (seeded choice, no augmentation) for BN recalibration, decoded once."""
     if isinstance(train, ArrayLoader):
-        idx = np.random.default_rng([seed, 7]).choice(len(train.images), min(n, len(train.images)), replace=False)
+        if n > len(train.images):
+            raise DataError(f"{n} calibration images (calibration batches x batch size) asked for, but the "
+                            f"training set has only {len(train.images)}")
+        idx = np.random.default_rng([seed, 7]).choice(len(train.images), n, replace=False)
         return train.images[idx]
     samples = train.dataset.samples
     order = np.random.default_rng([seed, 7]).permutation(len(samples))
     plain = ImageDataset(samples, train=False, size=train.dataset.size)
     out = []
     for i in order:
-        item = plain[int(i)]
-        if item is not None:
-            out.append(item[0])
+        img, label, _ = plain._item(int(i))  # raises on a filesystem error
+        if label >= 0:
+            out.append(img)
             if len(out) == n:
                 break
     if not out:
         raise DataError("no readable training images for BN calibration")
-    return np.stack(out)
+    if len(out) < n:
+        raise DataError(f"{n} calibration images (calibration batches x batch size) asked for, but only {len(out)} "
+                        "training images could be read")
+    return normalise_uint8(np.stack(out))

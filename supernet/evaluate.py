@@ -29,7 +29,7 @@ import paddle
 from . import fewshot, journal
 from .bn_calib import calibration_set, recalibrate
 from .config import load_config
-from .data import build_loaders
+from .data import as_float32, build_loaders
 from .resnet import SuperNet, load_weights
 from .runtime import rss_mb
 from .space import Arch, NetConfig, channel_plan
@@ -136,7 +136,7 @@ class EvalData:
         self.calib = calibration_set(train, s.calib_batches, s.calib_batch_size, s.seed)
         self.net = nc = net_config(cfg["model"])
         self.input_shape = [nc.in_channels, nc.input_size, nc.input_size]
-        batches = [(np.ascontiguousarray(x, dtype=np.float32), np.asarray(y)) for x, y in val.epoch(0)]
+        batches = [(np.ascontiguousarray(as_float32(np.asarray(x))), np.asarray(y)) for x, y in val.epoch(0)]
         self.predictor: PredictorBackend | None = None
         self.fused: FusedBackend | None = None
         if s.backend == "predictor":

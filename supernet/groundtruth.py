@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
@@ -99,17 +100,23 @@ def check_record_slot(gt_file: str | Path, key: str, arch: Arch) -> None:
         raise ArchFileError(f"{p}: key {key} already holds another code {rec['arch']}")
 
 
-def merge_record(gt_file: str | Path, key: str, arch: Arch, seed: int, metrics: Mapping[str, float]) -> dict:
+def merge_record(gt_file: str | Path, key: str, arch: Arch, seed: int, metrics: Mapping[str, float],
+                 protocol: Mapping[str, Any] | None = None) -> dict:
     """Add one run's result (``top1``, ``ce``, ``train_loss``) to ``gt_file`` under a lock.
 
     ``acc`` is the mean of the seeds' top-1, as in ../shared/proxy_gt. Non-finite numbers are refused:
-    a run that diverged is not a ground truth.
+    a run that diverged is not a ground truth. ``protocol`` is checked against the file's (and stored
+    for a new file) under the same lock, so two runs of different protocols finishing together into a
+    new file cannot both get in. The lock and the write are on the resolved path (symbolic links
+    followed).
     """
     for name in ("top1", "ce", "train_loss"):
         if not math.isfinite(float(metrics[name])):
             raise ValueError(f"{name} is {metrics[name]}: a diverged run is not written as ground truth")
-    p = Path(gt_file)
+    p = Path(os.path.realpath(gt_file))
     with locked(p):
+        if protocol is not None:
+            bind_protocol(p, protocol)
         obj = read_entries(p) if p.is_file() else OrderedDict()
         rec = obj.get(key, {"arch": arch.code})
         if parse_code(rec["arch"]).code != arch.code:

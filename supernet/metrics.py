@@ -117,11 +117,40 @@ def top_k_overlap(pred: Sequence[float], gt: Sequence[float], k: int) -> float:
     return len(a & b) / k
 
 
+def spans_magnitudes(v: Sequence[float], decades: float = 3.0) -> bool:
+    """True for positive values spanning more than ``decades`` orders of magnitude (SynFlow spans 15):
+    their Pearson is taken on the logarithm, else the largest few values decide it alone."""
+    a = np.asarray(v, np.float64)
+    a = a[np.isfinite(a)]
+    return len(a) > 1 and bool((a > 0).all()) and float(np.log10(a.max() / a.min())) > decades
+
+
+def undefined_reason(pred: Sequence[float], gt: Sequence[float]) -> str | None:
+    """Why a correlation of ``pred`` with ``gt`` is undefined (written beside the null it becomes in JSON)."""
+    if len(pred) < 2:
+        return f"{len(pred)} code(s): a correlation needs two"
+    for name, v in (("the predictions", pred), ("the ground truth", gt)):
+        a = np.asarray(v, np.float64)
+        if not np.isfinite(a).all():
+            return f"{name} hold non-finite values"
+        if np.ptp(a) == 0:
+            return f"{name} are constant"
+    return None
+
+
 def correlations(pred: Sequence[float], gt: Sequence[float]) -> dict[str, float]:
+    """Kendall, Pearson (on ln of the predictions when they span orders of magnitude: ``pearson_of``
+    says which), Spearman and top-k overlaps; ``undefined`` says why the correlations are NaN, if they are."""
     n = len(pred)
-    out = {"n": n, "kendall": kendall_tau_b(pred, gt), "pearson": pearson(pred, gt), "spearman": spearman(pred, gt)}
+    log_scale = spans_magnitudes(pred)
+    p_for_pearson = np.log(np.asarray(pred, np.float64)) if log_scale else pred
+    out = {"n": n, "kendall": kendall_tau_b(pred, gt), "pearson": pearson(p_for_pearson, gt),
+           "pearson_of": "ln(prediction)" if log_scale else "prediction", "spearman": spearman(pred, gt)}
     for k in sorted({max(1, n // 10), max(1, n // 4)}):
         out[f"top{k}_overlap"] = top_k_overlap(pred, gt, k)
+    reason = undefined_reason(pred, gt) if not np.isfinite(out["kendall"]) else None
+    if reason:
+        out["undefined"] = reason
     return out
 
 

@@ -61,11 +61,14 @@ class BasicBlock(nn.Layer):
         self.bn2 = kit.bn(out)
         self.downsample = nn.Sequential(kit.conv(cin, out, 1, stride, 0), kit.bn(out)) if projection else None
         self.relu = nn.ReLU()
+        self.residual = True  # False only while Zen-Score is computed (its paper removes residual links)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
+        if not self.residual:
+            return self.relu(y)
+        identity = x if self.downsample is None else self.downsample(x)
         return self.relu(y + identity)
 
 

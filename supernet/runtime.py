@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -120,8 +121,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def strict(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None: ``json.dumps`` would write bare ``NaN`` tokens,
+    which strict JSON parsers reject. Whoever produces such a number says why beside it."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON (no NaN or Infinity tokens; see ``strict``)."""
+    return json.dumps(strict(obj), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=indent) + "\n").encode())
+    atomic_write_bytes(path, (dumps(obj, indent) + "\n").encode())
 
 
 class JsonLog:
@@ -137,4 +155,4 @@ class JsonLog:
             return
         record.setdefault("time", round(time.time(), 3))
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps(record) + "\n")

@@ -211,7 +211,9 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     opt = build_optimizer(model, sched, t["momentum"], t["nesterov"], t["weight_decay"], t["grad_clip"])
     amp = Amp(ctx.on_gpu and t["amp"])
     net = paddle.DataParallel(model, find_unused_parameters=True) if ctx.world > 1 else model
-    fp = checkpoint.fingerprint({"run": run_identity(cfg), "world": ctx.world})
+    # The process count is not part of the run: the data order, the subnets and the global batch do not
+    # depend on it, so a run saved on 8 GPUs resumes on 4 (each then takes a larger share of the batch).
+    fp = checkpoint.fingerprint({"run": run_identity(cfg)})
     jlog = JsonLog(out / "log.jsonl" if ctx.is_main else None)
     checkpoint.check_start(out / "checkpoints", fp, resume)  # before anything in ``out`` is rewritten
     if ctx.is_main:

@@ -20,6 +20,7 @@ import paddle.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint
+from .data import as_float32
 from .runtime import Context, JsonLog
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,10 @@ class Batches(Protocol):
 
 
 def to_tensors(batch: tuple) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """A batch on the device as the network takes it (uint8 ImageNet batches are normalised there)."""
     x, y = batch[0], batch[1]
-    return (x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x),
-            y if isinstance(y, paddle.Tensor) else paddle.to_tensor(y))
+    x = x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x)
+    return as_float32(x), (y if isinstance(y, paddle.Tensor) else paddle.to_tensor(y))
 
 
 @paddle.no_grad()
@@ -153,6 +155,10 @@ def evaluate_metrics(model: nn.Layer, loader: Batches, ctx: Context | None = Non
 def evaluate(model: nn.Layer, loader: Batches, ctx: Context | None = None, desc: str = "eval") -> float:
     """Top-1 accuracy in percent; summed over ranks when distributed."""
     return evaluate_metrics(model, loader, ctx, desc)["top1"]
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stops, and no weights are saved from it."""
 
 
 @dataclass
@@ -207,6 +213,15 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
                  "amp": amp.state_dict(), "extra": extra_state() if extra_state else {}}
         checkpoint.save(cfg.ckpt_dir, state, step, {"epoch": ep, "fingerprint": cfg.fingerprint}, cfg.keep)
 
+    # Non-finite losses are counted on the device (no host sync per step) and checked wherever
+    # something is logged or saved, so no checkpoint and no final weights come from a diverged run.
+    bad = paddle.zeros([1], dtype="int32")
+
+    def check_finite() -> None:
+        if int(bad.item()):
+            raise Diverged(f"training diverged: a non-finite loss by step {step} (the last checkpoint before it "
+                           f"is kept in {cfg.ckpt_dir}; lower train.lr or set train.grad_clip)")
+
     result = FitResult(epoch=epoch, step=step)
     model.train()
     while epoch < cfg.epochs:
@@ -216,22 +231,28 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
         for batch in bar:
             x, y = to_tensors(batch)
             losses = step_fn(x, y, step)
+            for v in losses.values():
+                bad += paddle.logical_not(paddle.isfinite(v.astype("float32"))).astype("int32").sum()
             amp.step(opt)
             sched.step()
             step += 1
             n_img += len(batch[1]) * ctx.world
             if step % cfg.log_every == 0 or step % steps_per_epoch == 0:
+                check_finite()
                 rec = {k: round(float(v), 5) for k, v in losses.items()}
                 rec.update(step=step, epoch=epoch, lr=sched.last_lr, img_per_s=round(n_img / (time.time() - t0), 1))
                 bar.set_postfix({k: rec[k] for k in list(losses)[:3]})
                 if ctx.is_main:
                     jlog.write(kind="train", **rec)
             if cfg.save_every_steps and step % cfg.save_every_steps == 0 and step % steps_per_epoch:
+                check_finite()
                 save(epoch)
             if cfg.max_steps is not None and step >= cfg.max_steps:
+                check_finite()
                 result.epoch, result.step = epoch, step
                 return result
         bar.close()
+        check_finite()
         epoch, start = epoch + 1, 0
         rec = on_epoch_end(epoch) if on_epoch_end else {}
         if rec and ctx.is_main:

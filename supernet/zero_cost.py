@@ -5,15 +5,18 @@ Each function follows its paper's definition; the network-level ones sum over th
 convolution and linear layer (the "prunable" layers of Abdelfattah et al.).
 
 - Zen-Score (Lin et al., "Zen-NAS: A Zero-Shot NAS for High-Performance Image Recognition", ICCV 2021):
-  weights ~ N(0, 1), BN with batch statistics, x, eps ~ N(0, 1), alpha = 0.01;
+  residual links removed (Algorithm 1, step 1), weights ~ N(0, 1), BN with batch statistics,
+  x, eps ~ N(0, 1), alpha = 0.01;
   Zen = log E ||f(x) - f(x + alpha eps)||_F + sum_i log sqrt(mean_j sigma_ij^2), with f the feature map
   before global pooling and sigma_ij the batch standard deviation of channel j at BN layer i.
 - NASWOT (Mellor et al., "Neural Architecture Search without Training", ICML 2021): binary ReLU codes
   c_i of the images of a mini-batch; K[i, j] = N_A - Hamming(c_i, c_j); score = log |det K|.
 - SynFlow (Tanaka et al., "Pruning neural networks without any data by iteratively conserving synaptic
   flow", NeurIPS 2020): all parameters replaced by their absolute values, input all ones, R = sum of the
-  outputs; score = sum over weights of (dR/dtheta * theta). Float64, BN in inference mode (at
-  initialisation the identity, as the paper's data-free setting needs).
+  outputs; score = sum over weights of (dR/dtheta * theta). Float64, BN in inference mode with the
+  statistics of initialisation (the identity, as the paper's data-free setting needs): the training-mode
+  pass of grad-norm/SNIP/NASWOT moves them, so they are put back first, and SynFlow is the same
+  whichever predictors run with it.
 - grad-norm and SNIP (Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021; SNIP:
   Lee et al., ICLR 2019): on one labelled mini-batch with cross-entropy, sum over layers of ||dL/dW||_2,
   and sum of |dL/dW * W|.
@@ -116,9 +119,11 @@ def gaussian_init(model: nn.Layer, seed: int) -> None:
 
 @paddle.no_grad()
 def zen_score(model: nn.Layer, features: Callable[[paddle.Tensor], paddle.Tensor], shape: list[int], seed: int,
-              alpha: float = 0.01) -> float:
+              alpha: float = 0.01, residual: bool = False) -> float:
     """Zen-Score of ``model`` (already Gaussian-initialised) on a batch of ``shape``; ``features`` maps an
-    input to the pre-pooling feature map. BN uses batch statistics; its sigma terms come from x."""
+    input to the pre-pooling feature map. BN uses batch statistics; its sigma terms come from x. Residual
+    links are removed as the paper's Algorithm 1 says (``residual=True`` keeps them: it ranks the proxy's
+    ground truth the same, benchmarks/zen_residual.py)."""
     gen = np.random.default_rng(seed)
     x = paddle.to_tensor(gen.standard_normal(shape).astype("float32"))
     eps = paddle.to_tensor(gen.standard_normal(shape).astype("float32"))
@@ -131,13 +136,21 @@ def zen_score(model: nn.Layer, features: Callable[[paddle.Tensor], paddle.Tensor
         log_sigma.append(0.5 * math.log(max(float(var.mean()), 1e-300)))
 
     model.train()
+    blocks = [m for m in model.sublayers() if hasattr(m, "residual")] if not residual else []
+    for b in blocks:
+        b.residual = False
     hooks = [m.register_forward_pre_hook(record) for m in model.sublayers() if isinstance(m, nn.BatchNorm2D)]
     try:
         f1 = features(x)
+        for h in hooks:
+            h.remove()
+        hooks = []
+        f2 = features(x + alpha * eps)
     finally:
         for h in hooks:
             h.remove()
-    f2 = features(x + alpha * eps)
+        for b in blocks:
+            b.residual = True
     diff = (f1 - f2).astype("float64").reshape([shape[0], -1])
     delta = float(paddle.linalg.norm(diff, axis=1).mean())
     return math.log(max(delta, 1e-300)) + sum(log_sigma)
@@ -189,6 +202,8 @@ def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddl
     for r, (xb, yb) in zip(range(s.repeats), batches):
         paddle.seed(s.seed + r)
         model = build()
+        # the state at initialisation, for SynFlow: BN running statistics are (non-trainable) parameters here
+        initial = {k: v.clone() for k, v in model.state_dict().items()} if "synflow" in which else None
         if which & set(NEEDS_BATCH):
             kernel = NaswotKernel() if "naswot" in which else None
             g = grad_scores(model, paddle.to_tensor(xb), paddle.to_tensor(yb), kernel)
@@ -198,6 +213,7 @@ def score_all(build: Callable[[], nn.Layer], features: Callable[[nn.Layer, paddl
             if kernel is not None:
                 runs["naswot"].append(kernel.logdet())
         if "synflow" in which:  # last use of the default initialisation: Zen re-initialises every weight
+            model.set_state_dict(initial)
             runs["synflow"].append(synflow_score(model, shape))
             cast_(model, "float32")
         if "zen" in which:

@@ -24,6 +24,8 @@ import decode_arch  # noqa: E402
 import export_subnet  # noqa: E402
 import gt_campaign  # noqa: E402
 import rank_corr  # noqa: E402
+import report  # noqa: E402
+import zero_cost as zero_cost_tool  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gt_power  # noqa: E402
@@ -83,6 +85,12 @@ def d(tmp_path_factory) -> Path:
     w("same_code.json", json.dumps({"a": {"arch": CODES[0], "acc": 1}, "b": {"arch": CODES[0], "acc": 2},
                                     "c": {"arch": CODES[1], "acc": 3}}))
     w("list.json", json.dumps([CODES[0]]))
+    w("empty.json", "{}")
+    w("two_forms.json", official([("arch1", CODES[0]), ("arch2", CODES[0][1:]), ("arch3", CODES[1])]))
+    w("cfg_empty_sandwich.yaml", f"base: {ROOT / 'configs' / 'fmnist_quick.yaml'}\nsandwich:\n  largest: false\n"
+                                 "  smallest: false\n  num_random: 0\n")
+    (d / "zc").mkdir()
+    (d / "zc" / "params.json").write_text(official(pairs, acc=1.0))
     w("broken.json", '{"arch1": {"arch": ')
     (d / "latin1.json").write_bytes(b'{"arch1": {"arch": "\xe9"}}')
     w("untied.json", official([("arch1", UNTIED)]))
@@ -214,7 +222,7 @@ CASES = [
     ("pretrain-unreadable-images", pretrain.main,
      ["run", "--arch", SMALL, "--image_dir", f"{P}/imnet", "--batch_size", "4", "--max_epoch", "1",
       "--num_workers", "0", "--output_dir", f"{P}/pt_imnet", "--gt_file", f"{P}/gt_imnet.json", "--device", "cpu"],
-     "no training image could be read"),
+     "cannot be decoded"),
     ("train-epochs", train_supernet.main, ["-c", f"{ROOT}/configs/fmnist_quick.yaml", "-o", "train.epochs=0"],
      "train.epochs"),
     ("train-lr-text", train_supernet.main, ["-c", f"{ROOT}/configs/fmnist_quick.yaml", "-o", "train.lr=abc"],
@@ -274,6 +282,44 @@ CASES = [
     ("gt-power-metric", gt_power.main, ["--candidates", f"{P}/gt_v2.json", "--metrics", "top5"], "--metrics"),
     ("gt-power-one-seed", gt_power.main, ["--gt", f"{P}/scores.json", "--out", f"{P}/gp.json"], "two seeds"),
     ("zc-run-not-zero-cost", zc_run.main, [f"{P}"], "no journal"),
+    # no output may replace an input, whatever name it is given by
+    ("report-out-over-submission", report.main, [f"{P}/scores.json", "--net", "fmnist28", "--out", f"{P}/scores"],
+     "would overwrite the input"),
+    ("report-out-over-gt", report.main, [f"{P}/scores.json", "--net", "fmnist28", "--gt", f"{P}/gt.json",
+                                         "--out", f"{P}/gt"], "would overwrite the input"),
+    ("report-divisor", report.main, [f"{P}/scores.json", "--net", "fmnist28", "--width-divisor", "3", "--out",
+                                     f"{P}/r"], "--width-divisor"),
+    ("export-over-other-json", export_subnet.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--code", CODES[0], "--out", f"{P}/gt"], "not an earlier export"),
+    ("export-out-folder", export_subnet.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--code", CODES[0], "--out", f"{P}/exp/"], "is a folder"),
+    ("zero-cost-over-input", zero_cost_tool.main, [f"{P}/zc/params.json", "--out", f"{P}/zc"], "would overwrite"),
+    ("zero-cost-out-is-file", zero_cost_tool.main, [f"{P}/archs.json", "--out", f"{P}/gt.json"], "not a folder"),
+    ("eval-out-over-archs", eval_subnets.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--archs", f"{P}/eval_other/submission.json", "--out",
+      f"{P}/eval_other"], "would overwrite the input"),
+    ("train-out-is-file", train_supernet.main,
+     ["-c", f"{ROOT}/configs/fmnist_quick.yaml", "-o", f"train.output_dir={P}/gt.json"], "output folder"),
+    # small ones
+    ("eval-empty-archs", eval_subnets.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--archs", f"{P}/empty.json", "--out", f"{P}/e5"], "holds no codes"),
+    ("eval-same-code-two-forms", eval_subnets.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--archs", f"{P}/two_forms.json", "--out", f"{P}/e6"],
+     "hold the same code"),
+    ("files-merge-same-code-two-forms", arch_files.main, ["merge", f"{P}/m2.json", f"{P}/two_forms.json"],
+     "hold the same code"),
+    ("eval-val-images-too-many", eval_subnets.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--archs", f"{P}/archs.json", "--out", f"{P}/e7",
+      "--val-images", "1000"], "has only 40"),
+    ("eval-calib-too-many", eval_subnets.main,
+     ["--checkpoint", f"{P}/supernet.pdparams", "--archs", f"{P}/archs.json", "--out", f"{P}/e8",
+      "--calib-batches", "100"], "has only 64"),
+    ("blend-weights-inf", blend.main, [f"{P}/b.json", f"{P}/scores.json", f"{P}/gt.json", "--weights", "1,inf"],
+     "--weights"),
+    ("rank-plot-not-picture", rank_corr.main, [f"{P}/scores.json", f"{P}/gt.json", "--plot", f"{P}/out.json"],
+     "--plot"),
+    ("train-empty-sandwich", train_supernet.main, ["-c", f"{P}/cfg_empty_sandwich.yaml", "--check_only"],
+     "trains no subnet"),
 ]
 
 

@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import numpy as np
+import paddle
 import pytest
 from PIL import Image
 
-from supernet.data import (ArrayLoader, DataError, DatasetBatches, ImageDataset, build_loaders, find_fmnist,
-                           imagenet_samples, load_fmnist, read_idx)
+from supernet.data import (IMAGENET_MEAN, IMAGENET_STD, ArrayLoader, DataError, DatasetBatches, ImageDataset,
+                           as_float32, build_loaders, find_fmnist, imagenet_samples, load_fmnist, read_idx)
 
 
 def test_tiny_fmnist_loads(tiny_fmnist):
@@ -92,3 +95,64 @@ def test_list_file(tmp_path):
     (tmp_path / "bad_list.txt").write_text("train/a/0.jpg zero\n")
     with pytest.raises(DataError, match="expected 'path label'"):
         imagenet_samples(tmp_path, "val", tmp_path / "bad_list.txt")
+
+
+def _odd_images(root):
+    """A class folder of images a real ImageNet copy has: RGB JPEG, grayscale, CMYK, a PNG named .JPEG,
+    a truncated JPEG and a file that is not an image."""
+    d = root / "train" / "n01"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    rgb.save(d / "rgb.JPEG")
+    rgb.convert("L").save(d / "gray.JPEG")
+    rgb.convert("CMYK").save(d / "cmyk.JPEG")
+    rgb.save(d / "png.JPEG", format="PNG")
+    full = (d / "rgb.JPEG").read_bytes()
+    (d / "truncated.JPEG").write_bytes(full[: len(full) // 3])
+    (d / "text.JPEG").write_bytes(b"not an image")
+    return d
+
+
+def test_odd_images_decode_and_bad_ones_are_replaced_in_training(tmp_path):
+    _odd_images(tmp_path)
+    samples = imagenet_samples(tmp_path, "train")
+    ds = ImageDataset(samples, train=True, size=32, seed=0)
+    flags = {Path(samples[i][0]).name: int(ds[(i, 0)][2]) for i in range(len(samples))}
+    assert flags["rgb.JPEG"] == flags["gray.JPEG"] == flags["cmyk.JPEG"] == flags["png.JPEG"] == 0
+    assert flags["text.JPEG"] == 1  # replaced by the next decodable image
+    img = ds[(0, 0)][0]
+    assert img.dtype == np.uint8 and img.shape == (3, 32, 32)
+    for workers in (0, 2):  # every training batch keeps its size (ranks stay in step); replacements counted
+        batches = DatasetBatches(ds, 3, train=True, num_workers=workers)
+        got = list(batches.epoch(0))
+        assert [len(y) for _, y in got] == [3, 3] and batches.skipped >= 1
+
+
+def test_augmentation_replays_exactly_on_resume_whatever_the_workers(tmp_path):
+    _imagefolder(tmp_path, n=6, corrupt=0)
+    ds = ImageDataset(imagenet_samples(tmp_path, "train"), train=True, size=24, seed=3)
+    full = [x.numpy() for x, _ in DatasetBatches(ds, 4, train=True, num_workers=0).epoch(1)]
+    resumed = [x.numpy() for x, _ in DatasetBatches(ds, 4, train=True, num_workers=2).epoch(1, start=1)]
+    assert len(full) == 3 and all(np.array_equal(a, b) for a, b in zip(full[1:], resumed))
+    other_epoch = [x.numpy() for x, _ in DatasetBatches(ds, 4, train=True, num_workers=0).epoch(2)]
+    assert not all(np.array_equal(a, b) for a, b in zip(full, other_epoch))
+
+
+def test_a_filesystem_error_stops_the_run_naming_the_file(tmp_path):
+    _imagefolder(tmp_path, corrupt=0)
+    (tmp_path / "train" / "a" / "dir.jpg").mkdir()  # open() fails: an I/O error, not a bad image
+    ds = ImageDataset(imagenet_samples(tmp_path, "train"), train=True, size=24)
+    for workers in (0, 2):
+        with pytest.raises(DataError, match="cannot read .*dir.jpg"):
+            list(DatasetBatches(ds, 2, train=True, num_workers=workers).epoch(0))
+
+
+def test_uint8_batches_are_normalised_like_the_float_pipeline():
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 4)).astype(np.uint8)
+    want = (x.astype(np.float32) / 255 - np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)) \
+        / np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(as_float32(x), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(as_float32(paddle.to_tensor(x)).numpy(), want, rtol=1e-5, atol=1e-5)
+    f = np.zeros((1, 1, 2, 2), np.float32)
+    assert as_float32(f) is f

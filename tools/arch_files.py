@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import archfile  # noqa: E402
 from supernet.runtime import atomic_write_json  # noqa: E402
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int, writable_file  # noqa: E402
 from supernet.space import SPACES, get_space, iter_sample  # noqa: E402
 
 
@@ -53,6 +53,7 @@ def merged_meta(parts: list[str]) -> dict | None:
     return {k: ref.get(k) for k in fields} | {"merged_from": len(parts)}
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)

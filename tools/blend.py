@@ -12,6 +12,7 @@ tools/rank_corr.py to say.
 from __future__ import annotations
 
 import argparse
+import math
 import hashlib
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import archfile  # noqa: E402
-from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, writable_file  # noqa: E402
 from supernet.metrics import rank_blend  # noqa: E402
 from supernet.runtime import atomic_write_json  # noqa: E402
 
@@ -39,8 +40,8 @@ def weights_arg(text: str) -> list[float]:
         w = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"takes comma-separated numbers (e.g. 1,1), got {text!r}") from None
-    if any(not v >= 0 for v in w) or sum(w) <= 0:
-        raise argparse.ArgumentTypeError(f"{text}: weights must be >= 0 and not all zero")
+    if any(not (math.isfinite(v) and v >= 0) for v in w) or sum(w) <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: weights must be finite, >= 0 and not all zero")
     return w
 
 
@@ -75,6 +76,7 @@ def blend(out: str, inputs: list[str], weights: list[float] | None = None) -> in
     return len(codes)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", help="the blended predictions (official form)")

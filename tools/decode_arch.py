@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from supernet.cli import ArgumentParser, fail, positive_int  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, positive_int  # noqa: E402
 from supernet.space import WIDTH_DIVISORS, ArchCodeError, NetConfig, channel_plan, count_cost, parse_code, tied_violation  # noqa: E402
 
 
@@ -35,6 +35,7 @@ def describe(code: str, cfg: NetConfig) -> dict:
     }
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("code")

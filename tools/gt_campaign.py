@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from supernet import archfile, groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError  # noqa: E402
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, writable_file  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int, writable_file  # noqa: E402
+from supernet.outputs import FolderLock, OutputError  # noqa: E402
 from supernet.runtime import setup_logging  # noqa: E402
 from supernet.space import NetConfig, count_cost  # noqa: E402
 
@@ -176,7 +177,8 @@ def run(jobs: list[Job], a: argparse.Namespace, passthrough: list[str], gpus: in
             os.killpg(proc.pid, signal.SIGTERM)
         raise SystemExit(f"stopped by signal {signum}; run the same command again to resume")
 
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    # a closed terminal (SIGHUP) stops the jobs too: orphans would go on training what a rerun trains again
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         while queue or running:
             for slot in range(a.jobs):
@@ -217,6 +219,7 @@ def run(jobs: list[Job], a: argparse.Namespace, passthrough: list[str], gpus: in
     return failures
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     a, passthrough = parse_args(argv)
@@ -247,7 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         for j in jobs:
             print(f"{j.key}\t{j.code}\tseed {j.seed}\t{j.macs / 1e6:.1f} M MACs")
         return 0
-    failures = run(jobs, a, passthrough, gpus)
+    try:  # one campaign per work folder: a second would train the same jobs into the same job folders
+        lock = FolderLock(a.work, "campaign").acquire()
+    except OutputError as e:
+        return fail(str(e))
+    try:
+        failures = run(jobs, a, passthrough, gpus)
+    finally:
+        lock.release()
     if failures:
         log.error("%d of %d jobs failed (nothing of theirs was written to %s):\n  %s", len(failures), len(jobs),
                   a.gt, "\n  ".join(failures))

@@ -22,12 +22,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet import groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError, read_archs, read_scores  # noqa: E402
-from supernet.cli import ArgumentParser, fail, writable_file  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, writable_file  # noqa: E402
+from supernet.runtime import dumps  # noqa: E402
 from supernet.metrics import bootstrap_tau_diff, correlations, kendall_within, zero_cost  # noqa: E402
 from supernet.zero_cost import PREDICTORS  # noqa: E402
 from supernet.space import FMNIST28, IMAGENET  # noqa: E402
 
 NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def plot_path_problem(path: str, option: str = "--plot") -> str | None:
+    """Why ``path`` cannot take a picture: not an image name matplotlib writes, or not writable."""
+    if Path(path).suffix.lower() not in PLOT_FORMATS:
+        return f"{option} {path}: a picture needs one of the endings {', '.join(PLOT_FORMATS)}"
+    return writable_file(path, option)
 log = logging.getLogger("rank_corr")
 
 
@@ -193,8 +202,12 @@ def format_table(res: dict) -> str:
     head = f"{'predictor':<22} {'n':>6} {'kendall':>8} {'pearson':>8} {'spearman':>8} " + " ".join(f"{k:>14}" for k in keys)
     lines = [head, "-" * len(head)]
     for name, r in rows:
-        lines.append(f"{name:<22} {r['n']:>6} {r['kendall']:>8.4f} {r['pearson']:>8.4f} {r['spearman']:>8.4f} "
-                     + " ".join(f"{r[k]:>14.3f}" for k in keys))
+        mark = "*" if r.get("pearson_of", "").startswith("ln") else " "
+        lines.append(f"{name:<22} {r['n']:>6} {r['kendall']:>8.4f} {r['pearson']:>7.4f}{mark} {r['spearman']:>8.4f} "
+                     + " ".join(f"{r[k]:>14.3f}" for k in keys)
+                     + (f"  (undefined: {r['undefined']})" if r.get("undefined") else ""))
+    if any(r.get("pearson_of", "").startswith("ln") for _, r in rows):
+        lines.append("* Pearson on the logarithm: the values span several orders of magnitude")
     w = res.get("within_depth")
     if w and w["pairs"]:
         lines.append(f"kendall over the {w['pairs']} pairs of equal depth (what is known beyond depth): "
@@ -207,6 +220,7 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred")
@@ -224,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="rank the ground truth by mean top-1 ('acc', default) or by minus mean test "
                         "cross-entropy (per_seed_ce; less noisy on the v3 proxy)")
     a = p.parse_args(argv)
-    problem = writable_file(a.plot, "--plot") if a.plot else None
+    problem = plot_path_problem(a.plot) if a.plot else None
     if problem:
         return fail(problem)
     try:
@@ -235,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(res, a.plot, score_label(a.pred))
     out = {k: v for k, v in res.items() if k != "_points"}
     if a.json:
-        print(json.dumps(out))
+        print(dumps(out))
     else:
         print(f"matched {res['n']} codes by code ({res['unmatched_pred']} predictions and {res['unmatched_gt']} "
               f"ground-truth entries unmatched" + (f"; {res['excluded']} left out by --exclude)" if a.exclude else ")"))

@@ -25,10 +25,12 @@ import numpy as np  # noqa: E402
 
 from supernet.archfile import ArchFileError, read_entries  # noqa: E402
 from supernet.groundtruth import gt_scores  # noqa: E402
-from supernet.cli import ArgumentParser, fail, positive_int, writable_file  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, positive_int  # noqa: E402
+from supernet.groundtruth import protocol_path  # noqa: E402
+from supernet.outputs import overwrite_problem  # noqa: E402
 from supernet.metrics import correlations  # noqa: E402
 from supernet.runtime import atomic_write_json  # noqa: E402
-from supernet.space import FMNIST28, IMAGENET, NetConfig, count_cost, parse_code  # noqa: E402
+from supernet.space import FMNIST28, IMAGENET, WIDTH_DIVISORS, NetConfig, count_cost, parse_code  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rank_corr  # noqa: E402
@@ -145,23 +147,27 @@ def plot(res: dict, pts: dict, path: Path) -> None:
     plt.close(fig)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred", help="a submission (official form), e.g. the merged 45k run")
     p.add_argument("--gt", help="ground truth: its codes are marked and correlated inside the run")
     p.add_argument("--net", choices=sorted(BASES), help="network, when the submission has no record")
-    p.add_argument("--width-divisor", type=positive_int)
+    p.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS)
     p.add_argument("--top", type=positive_int, default=20)
     p.add_argument("--zero-cost", help="tools/zero_cost.py's output folder (or its table.csv[.xz]) for the same "
                                        "codes: the run's Kendall against each predictor")
     p.add_argument("--out", required=True, help="prefix: writes <out>.png and <out>.json")
     a = p.parse_args(argv)
     out = Path(a.out)
-    for suffix in (".png", ".json"):
-        problem = writable_file(str(out) + suffix, "--out")
-        if problem:
-            return fail(problem)
     pred = Path(a.pred)
+    inputs = [pred, rank_corr.network_record(pred), a.gt, a.gt and protocol_path(a.gt)]
+    if a.zero_cost:
+        zc = Path(a.zero_cost)
+        inputs += list(zc.iterdir()) if zc.is_dir() else [zc]
+    problem = overwrite_problem([str(out) + ".png", str(out) + ".json"], inputs, "--out")
+    if problem:
+        return fail(problem)
     try:
         cfg = network_of(pred, a.net, a.width_divisor)
         if a.gt:
@@ -180,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{g['codes_in_run']} ground-truth codes in the run: Kendall {g['prediction']['kendall']:.3f}, "
               f"Pearson {g['prediction']['pearson']:.3f} (MACs: {g['macs']['kendall']:.3f})")
     if "vs_zero_cost" in res:
-        print("prediction vs zero-cost predictors (Kendall over the codes both have): " + ", ".join(
-            f"{n} {v['kendall']:.3f}" for n, v in sorted(res["vs_zero_cost"].items(), key=lambda x: -x[1]["kendall"])))
+        print(f"prediction vs zero-cost predictors (Kendall over the codes both have, of {res['codes']}): " + ", ".join(
+            f"{n} {v['kendall']:.3f} ({v['n']} codes)"
+            for n, v in sorted(res["vs_zero_cost"].items(), key=lambda x: -x[1]["kendall"])))
     print(f"top {len(res['top'])} by prediction:")
     for t in res["top"]:
         print(f"  {t['rank']:>3} {t['key']:<10} {t['arch']} {t['score']:.3f} ({t['MMACs']:.1f} MMACs)")

@@ -33,7 +33,8 @@ import supernet  # noqa: E402,F401  (threads and malloc before paddle)
 import numpy as np  # noqa: E402
 
 from supernet import archfile  # noqa: E402
-from supernet.cli import ArgumentParser, fail, nonneg_int, positive_int, shard  # noqa: E402
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int, shard  # noqa: E402
+from supernet.outputs import FolderLock, OutputError, overwrite_problem  # noqa: E402
 from supernet.data import DataError, build_loaders  # noqa: E402
 from supernet.journal import Journal, JournalError, read_journals  # noqa: E402
 from supernet.runtime import atomic_write_bytes, atomic_write_json, setup_logging  # noqa: E402
@@ -74,6 +75,13 @@ def write_outputs(out: Path, keys: "OrderedDict[str, str]", done: dict[str, dict
     return notes
 
 
+def output_files(out: Path, which: list[str]) -> list[Path]:
+    """Every file ``write_outputs`` writes."""
+    return [*(out / f"{n}.json" for n in [*which, *FREE]), *(out / n for n in ("zero_cost.meta.json", "table.json",
+                                                                                "table.csv"))]
+
+
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not which:
         return fail(f"--which {a.which!r}: choose from {', '.join(PREDICTORS)}")
     cfg = net_config({"dataset": "fmnist", "width_divisor": a.width_divisor})
+    out = Path(a.out)
+    problem = overwrite_problem(output_files(out, which), [a.archs], "--out")
+    if problem:
+        return fail(problem)
     try:
         archs = archfile.read_archs(a.archs)
     except archfile.ArchFileError as e:
@@ -102,12 +114,24 @@ def main(argv: list[str] | None = None) -> int:
     header = {"settings": {"batch_size": s.batch_size, "repeats": s.repeats, "seed": s.seed, "which": which},
               "network": {"width_divisor": cfg.width_divisor, "input_size": cfg.input_size, "stem": cfg.stem,
                           "in_channels": cfg.in_channels, "num_classes": cfg.num_classes}, "data": "fmnist"}
-    out = Path(a.out)
+    i, n = a.shard
+    lock = FolderLock(out, f"zero_cost.s{i}of{n}")
     try:
+        lock.acquire()
         done = read_journals(out, header)
         data = batches(cfg, s, a.data_dir)
-    except (JournalError, DataError) as e:
+    except (JournalError, DataError, OutputError) as e:
+        lock.release()
         return fail(str(e))
+    try:
+        return run(a, out, cfg, s, which, keys, archs, header, done, data)
+    finally:
+        lock.release()
+
+
+def run(a: argparse.Namespace, out: Path, cfg: NetConfig, s: ZeroCostSettings, which: list[str],
+        keys: "OrderedDict[str, str]", archs: dict, header: dict, done: dict, data: list) -> int:
+    """Score this shard's codes not yet in the journals; the shard that finds every code done writes the files."""
     i, n = a.shard
     arch_of = {a.code: a for a in archs.values()}  # parsed once
     mine = [c for j, c in enumerate(keys.values()) if j % n == i and c not in done]
