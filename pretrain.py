@@ -225,6 +225,8 @@ def train_run(args: argparse.Namespace, arch, cfg: NetConfig, ctx, out: Path, gt
         return 1
     except DataError as e:
         return fail(f"{e}; the run is not a result and nothing is written")
+    except checkpoint.CheckpointError as e:
+        return fail(str(e))
     final = evaluate_metrics(model, val, ctx, desc="final eval")
     metrics = {"top1": final["top1"], "ce": final["ce"], "train_loss": tally["last_epoch_loss"],
                "train_images": tally["images"], "val_images": final["images"]}

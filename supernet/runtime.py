@@ -84,6 +84,26 @@ def setup_logging(rank: int = 0, level: int = logging.INFO) -> None:
     root._resnet48_nas = True  # type: ignore[attr-defined]
 
 
+def ranks_agree(ctx: Context, value: int) -> bool:
+    """True when every rank holds the same ``value`` (min and max over ranks agree)."""
+    if ctx.world == 1:
+        return True
+    t = paddle.to_tensor([value, -value], dtype="int64")
+    lo, hi = t.clone(), t.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    return bool((lo == hi).all())
+
+
+def broadcast_state(ctx: Context, layer) -> None:
+    """Every parameter and buffer of ``layer`` set to rank 0's (after a load: all ranks then start alike)."""
+    if ctx.world == 1:
+        return
+    with paddle.no_grad():
+        for t in layer.state_dict().values():
+            dist.broadcast(t, src=0)
+
+
 def barrier(ctx: Context) -> None:
     """All ranks meet here. Only for points the ranks reach within seconds of each other: on CPU
     (gloo) a barrier gives up after 30 s; wait for long work on files instead (evaluate.wait_for_scores)."""

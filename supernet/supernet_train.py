@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import paddle
-import paddle.distributed as dist
 import paddle.nn.functional as F
 
 from . import checkpoint, fewshot
@@ -29,7 +28,7 @@ from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import dump, load_config, non_default
 from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
-from .runtime import Context, JsonLog, atomic_write_bytes
+from .runtime import Context, JsonLog, atomic_write_bytes, ranks_agree
 from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, parse_code
 from .train import Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, fit, soft_cross_entropy, zero_init_last_bn
 
@@ -134,17 +133,6 @@ def _codes_hash(subnets: list[Sampled]) -> int:
     return int(hashlib.sha256("".join(s.arch.code for s in subnets).encode()).hexdigest()[:12], 16)
 
 
-def ranks_agree(ctx: Context, value: int) -> bool:
-    """True when every rank holds the same ``value`` (a guard against diverging samplers)."""
-    if ctx.world == 1:
-        return True
-    t = paddle.to_tensor([value, -value], dtype="int64")
-    lo, hi = t.clone(), t.clone()
-    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-    return bool((lo == hi).all())
-
-
 def build_teacher(sw: dict, cfg: NetConfig) -> ResNet48 | None:
     if not sw["teacher"]:
         return None
@@ -237,7 +225,8 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
         subnets = sandwich(space, sw, t["seed"], step, ncfg)
         inplace_distill = sw["inplace_distill"] and step >= distill_from
-        if step % t["log_every"] == 0 and not ranks_agree(ctx, _codes_hash(subnets)):
+        # every step: two tiny all-reduces beside a sandwich's gradient all-reduces
+        if not ranks_agree(ctx, _codes_hash(subnets)):
             raise RuntimeError(f"step {step}: ranks sampled different subnets; check that all nodes run one config")
         with paddle.no_grad():
             target = F.softmax(teacher(x), axis=-1) if teacher is not None else None

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import as_float32
-from .runtime import Context, JsonLog
+from .runtime import Context, JsonLog, broadcast_state, ranks_agree
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,18 @@ class FitConfig:
     max_steps: int | None = None  # stop early (tests, simulated kills); not a schedule change
 
 
+def check_same_resume(ctx: Context, step: int, sha256: str, ckpt_dir: str) -> None:
+    """Refuse a resume whose ranks found different checkpoints (or none on some): only rank 0 writes them,
+    so with node-local output folders the other nodes would start from another step, or from scratch."""
+    if ctx.world == 1:
+        return
+    digest = int(sha256[:15], 16) if sha256 else 0
+    if not (ranks_agree(ctx, step) and ranks_agree(ctx, digest)):
+        raise checkpoint.CheckpointError(
+            f"the processes found different checkpoints in {ckpt_dir} (this one: step {step}): the output folder "
+            "must be one folder shared by every node (a network filesystem), not a local folder per node")
+
+
 @dataclass
 class FitResult:
     epoch: int
@@ -195,6 +207,7 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
     epoch, start, step = 0, 0, 0
     if cfg.resume:
         found = checkpoint.load_latest(cfg.ckpt_dir, cfg.fingerprint)
+        sha = ""
         if found:
             state, meta = found
             model.set_state_dict(state["model"])
@@ -203,8 +216,10 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
             amp.set_state_dict(state.get("amp", {}))
             if load_extra:
                 load_extra(state.get("extra", {}))
-            step = int(meta["step"])
+            step, sha = int(meta["step"]), str(meta.get("sha256", ""))
             epoch, start = divmod(step, steps_per_epoch)
+        check_same_resume(ctx, step, sha, cfg.ckpt_dir)
+        broadcast_state(ctx, model)
 
     def save(ep: int) -> None:
         if not ctx.is_main:

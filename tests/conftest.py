@@ -68,17 +68,41 @@ def run_env() -> dict:
     return env
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process started under ``pid`` (read off /proc; the launcher puts its workers in sessions of
+    their own, so a process group does not hold them)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, pp in parent.items() if pp in frontier]
+        out += kids
+        frontier = kids
+    return out
+
+
 def run_and_kill(cmd: list[str], ready, timeout: float = 600, env: dict | None = None) -> None:
-    """Start ``cmd`` and SIGKILL it as soon as ``ready()`` is true (it must still be running then)."""
+    """Start ``cmd`` and SIGKILL it, with every process it started (a launcher's workers too), as soon as
+    ``ready()`` is true (it must still be running then): a machine that dies."""
     import signal
     import subprocess
     import time
 
-    proc = subprocess.Popen(cmd, env=env or run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env or run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.time() + timeout
     while not ready():
         assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
