@@ -256,6 +256,8 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
                 check_finite()
                 rec = {k: round(float(v), 5) for k, v in losses.items()}
                 rec.update(step=step, epoch=epoch, lr=sched.last_lr, img_per_s=round(n_img / (time.time() - t0), 1))
+                if ctx.on_gpu:  # a host-side counter: no device sync
+                    rec["max_mem_gib"] = round(paddle.device.cuda.max_memory_allocated() / 2**30, 3)
                 bar.set_postfix({k: rec[k] for k in list(losses)[:3]})
                 if ctx.is_main:
                     jlog.write(kind="train", **rec)
