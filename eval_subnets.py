@@ -19,7 +19,7 @@ from pathlib import Path
 
 import supernet  # noqa: F401  (sets CPU threads before paddle is imported)
 from supernet import archfile
-from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_int
+from supernet.cli import ArgumentParser, entry_point, fail, nonneg_int, positive_float, positive_int
 from supernet.cli import shard as shard_arg
 from supernet.data import DataError
 from supernet.evaluate import (EvalData, Journal, JournalError, ScoreSettings, load_scorer, make_header,
@@ -52,12 +52,13 @@ def other_submission(path: Path, codes: dict[str, str]) -> str | None:
 
 
 def auto_backend(on_gpu: bool) -> str:
-    """The engine measured fastest here (benchmarks/eval_throughput.py): dygraph on a GPU; on a CPU the
-    fused oneDNN engine, or Paddle Inference when Paddle's oneDNN library cannot be loaded."""
+    """On a GPU the supernet itself (no model built per subnet, autocast, one host sync per subnet); on a
+    CPU the fused oneDNN engine (measured fastest, benchmarks/eval_throughput.py), or Paddle Inference when
+    Paddle's oneDNN library cannot be loaded."""
     from supernet import onednn
 
     if on_gpu:
-        return "dygraph"
+        return "supernet"
     return "fused" if onednn.backend() == "onednn" else "predictor"
 
 
@@ -79,10 +80,18 @@ def main(argv: list[str] | None = None) -> int:
                         "by their leading layers, cut at equal estimated cost, so each job reuses what they share")
     p.add_argument("--limit", type=positive_int, help="only the first N codes of the file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--backend", choices=["auto", "dygraph", "predictor", "fused"], default="auto",
+    p.add_argument("--backend", choices=["auto", "supernet", "dygraph", "predictor", "fused"], default="auto",
                    help="evaluation engine: fused = oneDNN primitives with BN folded, nothing traced (fastest on "
-                        "CPU, BENCHMARKS.md); predictor = Paddle Inference + oneDNN; auto = fused on CPU (predictor "
-                        "if oneDNN cannot load), dygraph on GPU. The engine is part of the journal's settings")
+                        "CPU, BENCHMARKS.md); predictor = Paddle Inference + oneDNN; supernet = the supernet with "
+                        "the subnet active, images cached on the device as uint8 (the GPU engine); dygraph = a "
+                        "standalone model per subnet; auto = fused on CPU (predictor if oneDNN cannot load), "
+                        "supernet on GPU. The engine is part of the journal's settings")
+    p.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                   help="supernet engine: BN recalibration and evaluation under autocast (float16); auto = on a GPU. "
+                        "Part of the journal's settings")
+    p.add_argument("--device-cache-gib", type=positive_float, default=4.0,
+                   help="supernet engine: keep the evaluation images on the device up to this size (uint8 for "
+                        "ImageNet: 10,000 images at 224 = 1.4 GiB), else stream them from the host per batch")
     p.add_argument("--rank-by", choices=["loss", "top1"], default="loss",
                    help="the submission's number: loss = 100*exp(-cross-entropy) on the evaluation images "
                         "(ranks better on the proxy, BENCHMARKS.md), top1 = accuracy %%; the journal keeps both")
@@ -121,8 +130,12 @@ def score(a: argparse.Namespace, archs: dict, keys: list[str], out: Path, name: 
     shard = a.shard
     backend = a.backend if a.backend != "auto" else auto_backend(ctx.on_gpu)
     if backend == "fused" and ctx.on_gpu:
-        return fail("--backend fused runs on the CPU only; use dygraph (or auto) on a GPU")
-    settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend)
+        return fail("--backend fused runs on the CPU only; use supernet (or auto) on a GPU")
+    amp = a.amp == "on" or (a.amp == "auto" and ctx.on_gpu)
+    if amp and backend != "supernet":
+        return fail(f"--amp on: autocast is an option of the supernet engine, not of --backend {backend}")
+    settings = ScoreSettings(a.val_images, a.calib_batches, a.calib_batch_size, a.batch_size, a.seed, backend,
+                             amp, a.device_cache_gib)
     try:
         route, cfg, sha = load_scorer(a.checkpoint, a.config)
         header = make_header(sha, cfg, settings)

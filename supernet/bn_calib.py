@@ -16,6 +16,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from .data import as_float32
+
 
 def bn_layers(model: nn.Layer) -> list[nn.Layer]:
     return [m for m in model.sublayers() if isinstance(m, nn.layer.norm._BatchNormBase)]
@@ -49,7 +51,7 @@ def recalibrate(model: nn.Layer, batches: Iterable[paddle.Tensor]) -> None:
             for k, x in enumerate(batches, 1):
                 for m in layers:
                     m._momentum = 1.0 - 1.0 / k
-                model(x)
+                model(as_float32(x))
     finally:
         for m, mom in zip(layers, saved):
             m._momentum = mom

@@ -471,7 +471,8 @@ def build_loaders(dataset: str, batch_size: int, seed: int = 0, rank: int = 0, w
 
 
 def calibration_images(train: ArrayLoader | DatasetBatches, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` fixed training images (seeded choice, no augmentation) for BN recalibration, decoded once."""
+    """``n`` fixed training images (seeded choice, no augmentation) for BN recalibration, decoded once
+    (ImageNet: uint8, as the loaders give them)."""
     if isinstance(train, ArrayLoader):
         if n > len(train.images):
             raise DataError(f"{n} calibration images (calibration batches x batch size) asked for, but the "
@@ -493,4 +494,4 @@ def calibration_images(train: ArrayLoader | DatasetBatches, n: int, seed: int = 
     if len(out) < n:
         raise DataError(f"{n} calibration images (calibration batches x batch size) asked for, but only {len(out)} "
                         "training images could be read")
-    return normalise_uint8(np.stack(out))
+    return np.stack(out)  # uint8: normalised where it is used (bn_calib.recalibrate), a quarter of the memory

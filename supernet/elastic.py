@@ -12,6 +12,9 @@ in training mode.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -31,6 +34,31 @@ class Conv2D(nn.Conv2D):
         return conv2d(x, self.weight, self._stride, self._padding)
 
 
+def _memo(layer: nn.Layer, key: tuple, make):
+    """``make()``, remembered under ``key`` while ``frozen_slices`` is on and the layer is in eval mode."""
+    memo = layer.__dict__.get("_slice_memo")
+    if memo is None or layer.training:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+@contextmanager
+def frozen_slices(model: nn.Layer) -> Iterator[None]:
+    """Within this block, eval-mode elastic layers slice their weights (and BN statistics) once per shape
+    instead of at every forward: scoring one subnet on many batches then runs the plain layers' op count.
+    Only for weights that do not change inside the block; the memo is dropped on exit."""
+    layers = [m for m in model.sublayers() if isinstance(m, (ElasticConv2D, ElasticBatchNorm2D, ElasticLinear))]
+    for m in layers:
+        object.__setattr__(m, "_slice_memo", {})
+    try:
+        yield
+    finally:
+        for m in layers:
+            object.__setattr__(m, "_slice_memo", None)
+
+
 class ElasticConv2D(Conv2D):
     """Conv2D (no bias) using ``weight[:active_out, :in_channels_of_x]``."""
 
@@ -43,7 +71,8 @@ class ElasticConv2D(Conv2D):
         w = self.weight
         cin = x.shape[1]
         if self.active_out != w.shape[0] or cin != w.shape[1]:
-            w = w[: self.active_out, :cin]
+            k = self.active_out
+            w = _memo(self, (k, cin), lambda: self.weight[:k, :cin])
         return conv2d(x, w, self._stride, self._padding)
 
 
@@ -59,6 +88,9 @@ class ElasticBatchNorm2D(nn.BatchNorm2D):
         c = x.shape[1]
         if c == self._mean.shape[0]:
             mean, var, w, b = self._mean, self._variance, self.weight, self.bias
+        elif not self.training:
+            mean, var, w, b = _memo(self, (c,), lambda: (self._mean[:c], self._variance[:c], self.weight[:c],
+                                                         self.bias[:c]))
         else:
             # Copies, not views: the write-back below must not touch a tensor autograd saved.
             mean, var = self._mean[:c].clone(), self._variance[:c].clone()
@@ -83,7 +115,8 @@ class ElasticLinear(nn.Linear):
         w, b = self.weight, self.bias  # weight is [in, out] in Paddle
         cin = x.shape[-1]
         if cin != w.shape[0] or self.active_out != w.shape[1]:
-            w, b = w[:cin, : self.active_out], b[: self.active_out]
+            k = self.active_out
+            w, b = _memo(self, (cin, k), lambda: (self.weight[:cin, :k], self.bias[:k]))
         return F.linear(x, w, b)
 
 

@@ -14,6 +14,7 @@ key is reused (same code, checkpoint and settings give the same score).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,11 +26,13 @@ from typing import Iterable
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 
 from . import fewshot, journal
-from .bn_calib import calibration_set, recalibrate
+from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import load_config
 from .data import as_float32, build_loaders
+from .elastic import frozen_slices
 from .resnet import SuperNet, load_weights
 from .runtime import rss_mb
 from .space import Arch, NetConfig, channel_plan
@@ -48,7 +51,9 @@ class ScoreSettings:
     calib_batch_size: int = 128
     batch_size: int = 500
     seed: int = 0
-    backend: str = "dygraph"  # dygraph | predictor (Paddle Inference + oneDNN) | fused (supernet/fused.py, CPU)
+    backend: str = "dygraph"  # see BACKENDS
+    amp: bool = False  # supernet backend: calibration and evaluation under autocast (float16 on a GPU)
+    device_cache_gib: float = 4.0  # supernet backend: evaluation images kept on the device up to this size
 
 
 def file_sha256(path: str | Path) -> str:
@@ -122,7 +127,10 @@ def config_loaders(cfg: dict, batch_size: int, seed: int = 0, val_images: int | 
                          num_workers=d["num_workers"], input_size=net_config(m).input_size)
 
 
-BACKENDS = ("dygraph", "predictor", "fused")
+# dygraph: a standalone model extracted per subnet; predictor: Paddle Inference + oneDNN (CPU);
+# fused: supernet/fused.py's oneDNN engine (CPU); supernet: the supernet itself with the subnet active (no
+# model built per subnet), optional autocast, counts summed on the device: the GPU engine.
+BACKENDS = ("dygraph", "predictor", "fused", "supernet")
 
 
 class EvalData:
@@ -136,14 +144,27 @@ class EvalData:
         self.calib = calibration_set(train, s.calib_batches, s.calib_batch_size, s.seed)
         self.net = nc = net_config(cfg["model"])
         self.input_shape = [nc.in_channels, nc.input_size, nc.input_size]
-        batches = [(np.ascontiguousarray(as_float32(np.asarray(x))), np.asarray(y)) for x, y in val.epoch(0)]
+        self.amp = s.amp
         self.predictor: PredictorBackend | None = None
         self.fused: FusedBackend | None = None
+        self.supernet_engine = s.backend == "supernet"
+        if self.supernet_engine:
+            # uint8 (ImageNet) or float32 (proxy) as the loader gives them: a quarter of float32's memory for
+            # ImageNet; normalised on the device per batch. On the device while they fit the budget, else
+            # streamed from the host batch by batch.
+            host = [(np.ascontiguousarray(np.asarray(x)), np.asarray(y)) for x, y in val.epoch(0)]
+            size = sum(x.nbytes for x, _ in host)
+            self.streamed = size > s.device_cache_gib * 2**30
+            self.val = host if self.streamed else [(paddle.to_tensor(x), paddle.to_tensor(y)) for x, y in host]
+            self.n_val = sum(len(y) for _, y in host)
+            self.cache_bytes = size
+            return
+        batches = [(np.ascontiguousarray(as_float32(np.asarray(x))), np.asarray(y)) for x, y in val.epoch(0)]
         if s.backend == "predictor":
             self.predictor = PredictorBackend(self.input_shape)
             self.val = batches
         elif s.backend == "fused":
-            self.fused = FusedBackend(nc, [c.numpy() for c in self.calib])
+            self.fused = FusedBackend(nc, [as_float32(c.numpy()) for c in self.calib])
             self.val = batches
         else:
             self.val = [(paddle.to_tensor(x), paddle.to_tensor(y)) for x, y in batches]
@@ -244,9 +265,35 @@ class Score:
 
 
 @paddle.no_grad()
+def score_on_supernet(model: SuperNet, arch: Arch, data: EvalData) -> Score:
+    """``arch`` scored on the supernet itself: set active, BN recalibrated (the supernet's statistics put back
+    afterwards), evaluated under autocast when ``data.amp``; correct counts and summed cross-entropy stay on
+    the device, and one host sync per subnet reads them."""
+    amp = paddle.amp.auto_cast(level="O1") if data.amp else contextlib.nullcontext()
+    model.set_active(arch)
+    with preserved_bn_stats(model), amp:
+        if data.calib:
+            recalibrate(model, data.calib)
+        model.eval()
+        correct = paddle.zeros([1], dtype="int64")
+        nll = paddle.zeros([1], dtype="float32")
+        with frozen_slices(model):  # each weight sliced once for this subnet, not at every batch
+            for x, y in data.val:
+                x = paddle.to_tensor(x) if data.streamed else x
+                y = paddle.to_tensor(y) if data.streamed else y
+                logits = model(as_float32(x)).astype("float32")
+                correct += (logits.argmax(axis=-1) == y).astype("int64").sum()
+                nll += F.cross_entropy(logits, y, reduction="sum").reshape([1])
+        c, total = paddle.concat([correct.astype("float64"), nll.astype("float64")]).numpy().tolist()
+    return Score(100.0 * c / data.n_val, total / data.n_val)
+
+
+@paddle.no_grad()
 def score(model: SuperNet, arch: Arch, data: EvalData) -> Score:
     """Top-1 and cross-entropy of ``arch``: extract, recalibrate BN on the cached batches, evaluate the
     cached images. Both come from the same logits."""
+    if data.supernet_engine:
+        return score_on_supernet(model, arch, data)
     if data.fused is not None:
         return _score_of(data.fused.logits(model, arch, data.val), data.n_val)
     sub = model.extract(arch)
@@ -337,7 +384,10 @@ def submission_values(done: dict[str, dict], codes: dict[str, str], rank_by: str
 
 
 def make_header(checkpoint_sha256: str, cfg: dict, s: ScoreSettings) -> dict:
-    return {"checkpoint_sha256": checkpoint_sha256, "model": cfg["model"], "settings": asdict(s)}
+    """What a journal's scores depend on. The device cache size does not change a score; autocast does,
+    and is named only when on, so journals written before it existed stay valid."""
+    settings = {k: v for k, v in asdict(s).items() if k != "device_cache_gib" and not (k == "amp" and not v)}
+    return {"checkpoint_sha256": checkpoint_sha256, "model": cfg["model"], "settings": settings}
 
 
 def prefix_order(arch: Arch) -> tuple:

@@ -75,6 +75,22 @@ def sandwich(space: SearchSpace, sw: dict, seed: int, step: int, cfg: NetConfig 
     return out
 
 
+class SandwichAhead:
+    """``sandwich`` of step s + 1 computed in a thread while step s trains. The sandwich is a pure function of
+    (seed, step), so the subnets are exactly those of the direct call (and a resumed run's too)."""
+
+    def __init__(self, fn) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.fn, self.pool, self.ahead = fn, ThreadPoolExecutor(1, thread_name_prefix="sandwich"), None
+
+    def __call__(self, step: int) -> list[Sampled]:
+        fut, self.ahead = self.ahead, None
+        result = fut[1].result() if fut is not None and fut[0] == step else self.fn(step=step)
+        self.ahead = (step + 1, self.pool.submit(self.fn, step=step + 1))
+        return result
+
+
 def macs_rank_loss(loss: paddle.Tensor, prior: float, earlier: list[tuple[float, float]],
                    margin: float) -> paddle.Tensor | None:
     """Margin ranking loss against a zero-cost prior's order (RD-NAS / PGONAS, the challenge's 3rd place).
@@ -222,14 +238,20 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         prior_batch = (np.asarray(xb, np.float32)[:32], np.asarray(yb, np.int64)[:32])
     subnet_prior = rank_prior(sw["rank_prior"], ncfg, prior_batch, t["seed"])
 
+    subnets_of = functools.partial(sandwich, space, sw, t["seed"], cfg=ncfg)
+    if sw["bias_pool"]:  # ranking the pool by MACs is tens of ms of Python per step: done a step ahead
+        subnets_of = SandwichAhead(subnets_of)
+
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
-        subnets = sandwich(space, sw, t["seed"], step, ncfg)
+        subnets = subnets_of(step=step)
         inplace_distill = sw["inplace_distill"] and step >= distill_from
         # every step: two tiny all-reduces beside a sandwich's gradient all-reduces
         if not ranks_agree(ctx, _codes_hash(subnets)):
             raise RuntimeError(f"step {step}: ranks sampled different subnets; check that all nodes run one config")
-        with paddle.no_grad():
-            target = F.softmax(teacher(x), axis=-1) if teacher is not None else None
+        target = None
+        if teacher is not None:  # under autocast like the students (float16 on a GPU), soft targets in float32
+            with paddle.no_grad(), amp.autocast():
+                target = F.softmax(teacher(x).astype("float32"), axis=-1)
         losses: dict[str, list] = {}
         largest_probs = None  # soft targets for in-place distillation, once the largest subnet has run
         ranked: list[tuple[float, float]] = []  # (hard-label CE, prior) of the subnets run so far

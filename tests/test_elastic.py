@@ -104,3 +104,32 @@ def test_slice_to():
     assert slice_to(t, [1, 2, 2]).numpy().tolist() == [[[0, 1], [4, 5]]]
     with pytest.raises(ValueError):
         slice_to(t, [3, 3, 4])
+
+
+def test_frozen_slices_give_the_same_outputs_and_are_dropped_on_exit():
+    import numpy as np
+    import paddle
+
+    from supernet.elastic import frozen_slices
+    from supernet.resnet import SuperNet
+    from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample
+
+    paddle.seed(0)
+    sn = SuperNet(FMNIST28)
+    sn.eval()
+    x = paddle.randn([4, 1, 28, 28])
+    archs = list(iter_sample(OFFICIAL_SPACE, 2, seed=3))
+    plain = []
+    for a in archs:
+        sn.set_active(a)
+        plain.append(sn(x).numpy())
+    with frozen_slices(sn):
+        for a, want in zip(archs, plain):
+            sn.set_active(a)
+            assert np.array_equal(sn(x).numpy(), want)
+            assert np.array_equal(sn(x).numpy(), want)  # the second forward reads the memo
+    assert all(m.__dict__.get("_slice_memo") is None for m in sn.sublayers())
+    with paddle.no_grad():  # weights changed after the block: the next forward sees them
+        for p in sn.parameters():
+            p.set_value(p * 0.5)
+    assert not np.array_equal(sn(x).numpy(), plain[-1])

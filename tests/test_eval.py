@@ -464,6 +464,27 @@ def test_cpu_engines_agree_with_dygraph(setup_dir, engine):
         assert a.nll == pytest.approx(b.nll, rel=1e-3)
 
 
+@pytest.mark.parametrize("amp,cache_gib", [(False, 4.0), (True, 4.0), (False, 1e-9)],
+                         ids=["fp32-cached", "autocast", "streamed"])
+def test_supernet_engine_agrees_with_extracted_subnets(setup_dir, amp, cache_gib):
+    """The GPU engine (the supernet itself, the subnet active, counts on the device) scores as a standalone
+    extracted subnet does, and leaves the supernet's BN statistics as they were. On the CPU Paddle's
+    autocast leaves convolutions in float32, so ``amp`` runs its code path at full precision here."""
+    from supernet.bn_calib import bn_layers
+    from supernet.evaluate import EvalData, ScoreSettings, load_supernet, score
+
+    model, cfg = load_supernet(setup_dir / "supernet.pdparams")
+    before = [m._mean.numpy().copy() for m in bn_layers(model)]
+    dy = EvalData(cfg, ScoreSettings(120, 2, 32, 50, 0, "dygraph"))
+    sn = EvalData(cfg, ScoreSettings(120, 2, 32, 50, 0, "supernet", amp, cache_gib))
+    assert sn.streamed == (cache_gib < 1)
+    for arch in iter_sample(OFFICIAL_SPACE, 3, seed=21):
+        a, b = score(model, arch, sn), score(model, arch, dy)
+        assert a.top1 == pytest.approx(b.top1, abs=1e-9)
+        assert a.nll == pytest.approx(b.nll, rel=1e-4)
+    assert all(np.array_equal(x, m._mean.numpy()) for x, m in zip(before, bn_layers(model)))
+
+
 def test_rank_by_top1_and_loss(setup_dir, reference):
     """The journal keeps top-1 and cross-entropy; --rank-by chooses the submission's number from them."""
     import math

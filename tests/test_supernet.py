@@ -145,6 +145,20 @@ def test_biased_sandwich_takes_the_largest_of_a_pool_and_a_random_one_every_kth_
         assert biased == sorted(biased, reverse=True) and min(biased) > np.median(plain)
 
 
+def test_sandwich_computed_a_step_ahead_is_the_direct_one():
+    import copy
+    import functools
+
+    from supernet.config import DEFAULTS
+    from supernet.supernet_train import SandwichAhead
+
+    sw = {**copy.deepcopy(DEFAULTS["sandwich"]), "bias_pool": 50}
+    direct = functools.partial(sandwich, FULL_SPACE, sw, 3, cfg=FMNIST28)
+    ahead = SandwichAhead(direct)
+    for step in (0, 1, 2, 7, 8):  # 7: a jump, as after a resume
+        assert [s.arch.code for s in ahead(step=step)] == [s.arch.code for s in direct(step=step)]
+
+
 def test_deep_depth_sampling_trains_the_last_blocks_more_and_uniform_is_unchanged():
     import dataclasses
     import random
