@@ -69,6 +69,13 @@ def test_campaign_runs_merges_and_skips_what_is_done(tmp_path):
     assert other.returncode == 2 and "width_divisor 4 vs 8" in other.stderr
 
 
+def _read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError:
+        return b""
+
+
 def test_killed_campaign_resumes_its_jobs(tmp_path):
     real_fmnist()
     (tmp_path / "codes.txt").write_text(CODES[1] + "\n")
@@ -81,8 +88,12 @@ def test_killed_campaign_resumes_its_jobs(tmp_path):
     while not list(ck.glob("ckpt_s000000006.json")):
         assert proc.poll() is None and time.time() < deadline, "the campaign ended before it could be stopped"
         time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGHUP)  # a closed terminal: the jobs stop too, no orphan trains on
     proc.wait(timeout=60)
+    time.sleep(1.0)
+    work = str(tmp_path / "work")
+    orphans = [p for p in Path("/proc").glob("[0-9]*/cmdline") if work.encode() in _read(p)]
+    assert not orphans, "pretrain jobs outlived the campaign"
     assert not (tmp_path / "gt.json").exists()
     r = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
