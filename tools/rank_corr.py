@@ -37,6 +37,8 @@ def plot_path_problem(path: str, option: str = "--plot") -> str | None:
     if Path(path).suffix.lower() not in PLOT_FORMATS:
         return f"{option} {path}: a picture needs one of the endings {', '.join(PLOT_FORMATS)}"
     return writable_file(path, option)
+
+
 log = logging.getLogger("rank_corr")
 
 

@@ -4,6 +4,10 @@ marked, the rank correlation of the ground-truth codes inside the run, and the t
   python tools/report.py output/eval45k/submission.json --gt benchmarks/gt/d8e2.json --top 20 \
       --out output/eval45k/report          # writes report.png and report.json, prints a summary
       [--zero-cost output/zc45k]           # + Kendall of the run against each zero-cost predictor
+      [--picks output/search/picks.json]   # tools/search.py's picks marked on the plot
+
+The plot connects the Pareto front (the best predicted score at each MACs budget: no code is both
+cheaper and better), written to the JSON as ``pareto_front``.
 
 The network (for MACs) comes from the submission's record (``submission.meta.json``, written by
 eval_subnets.py and kept by ``tools/arch_files.py merge``, or tools/zero_cost.py's ``zero_cost.meta.json``,
@@ -67,6 +71,8 @@ def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str,
     macs = np.array([count_cost(parse_code(c), cfg).macs for c in codes], np.float64)
     out = {"codes": len(keys), "network": {"width_divisor": cfg.width_divisor, "input_size": cfg.input_size},
            "score_label": label, "score_vs_macs": correlations(score, macs)}
+    out["pareto_front"] = [{"key": keys[j], "arch": codes[j], "macs": int(macs[j]), "score": float(score[j])}
+                           for j in pareto_front(macs, score)]
     order = np.argsort(-score)
     out["top"] = [{"rank": i + 1, "key": keys[j], "arch": codes[j], "score": float(score[j]), "MMACs": macs[j] / 1e6}
                   for i, j in enumerate(order[:top])]
@@ -87,7 +93,17 @@ def report(pred: Path, gt: Path | None, cfg: NetConfig, top: int, label: str,
             gt_points = {"macs": macs[idx], "score": score[idx]}
         else:
             out["ground_truth"] = {"file": str(gt), "codes_in_run": len(idx)}
-    return out, {"macs": macs, "score": score, **{f"gt_{k}": v for k, v in gt_points.items()}}
+    return out, {"macs": macs, "score": score, "codes": codes, **{f"gt_{k}": v for k, v in gt_points.items()}}
+
+
+def pareto_front(cost: np.ndarray, score: np.ndarray) -> list[int]:
+    """Indices of the codes no other code beats on both counts (lower cost, higher score), by cost."""
+    front, best = [], -np.inf
+    for j in np.lexsort((-score, cost)):  # by cost, the best score first among equal costs
+        if score[j] > best:
+            front.append(int(j))
+            best = score[j]
+    return front
 
 
 def zero_cost_table(path: Path) -> dict[str, dict[str, float]]:
@@ -121,7 +137,7 @@ def against_zero_cost(codes: list[str], score: np.ndarray, table: dict[str, dict
     return out
 
 
-def plot(res: dict, pts: dict, path: Path) -> None:
+def plot(res: dict, pts: dict, path: Path, picks: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,7 +151,15 @@ def plot(res: dict, pts: dict, path: Path) -> None:
         ax.scatter(pts["gt_macs"] / 1e6, pts["gt_score"], s=22, facecolors="none", edgecolors="red",
                    label=f"ground-truth codes ({g['codes_in_run']}): Kendall {g['prediction']['kendall']:.3f} "
                          f"(MACs {g['macs']['kendall']:.3f})")
-        ax.legend(loc="lower right", fontsize=9)
+    front = res["pareto_front"]
+    ax.plot([f["macs"] / 1e6 for f in front], [f["score"] for f in front], "-", color="orange", lw=1.2,
+            drawstyle="steps-post", label=f"Pareto front ({len(front)} codes)")
+    if picks:
+        at = {c: (m, v) for c, m, v in zip(pts["codes"], pts["macs"], pts["score"])}
+        mine = [at[c] for c in picks if c in at]
+        ax.scatter([m / 1e6 for m, _ in mine], [v for _, v in mine], marker="*", s=120, color="crimson",
+                   label=f"search picks ({len(mine)})", zorder=3)
+    ax.legend(loc="lower right", fontsize=9)
     c = res["score_vs_macs"]
     ax.set_xlabel(f"MACs per image (millions; widths/{res['network']['width_divisor']}, "
                   f"{res['network']['input_size']}x{res['network']['input_size']})")
@@ -157,11 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=positive_int, default=20)
     p.add_argument("--zero-cost", help="tools/zero_cost.py's output folder (or its table.csv[.xz]) for the same "
                                        "codes: the run's Kendall against each predictor")
+    p.add_argument("--picks", help="tools/search.py --out JSON: its codes are marked on the plot")
     p.add_argument("--out", required=True, help="prefix: writes <out>.png and <out>.json")
     a = p.parse_args(argv)
     out = Path(a.out)
     pred = Path(a.pred)
-    inputs = [pred, rank_corr.network_record(pred), a.gt, a.gt and protocol_path(a.gt)]
+    inputs = [pred, rank_corr.network_record(pred), a.gt, a.gt and protocol_path(a.gt), a.picks]
     if a.zero_cost:
         zc = Path(a.zero_cost)
         inputs += list(zc.iterdir()) if zc.is_dir() else [zc]
@@ -178,7 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         res, pts = report(pred, Path(a.gt) if a.gt else None, cfg, a.top, rank_corr.score_label(pred), table)
     except ArchFileError as e:
         return fail(str(e))
-    plot(res, pts, Path(str(out) + ".png"))
+    picks = None
+    if a.picks:
+        try:
+            picks = [parse_code(r["arch"]).code for r in json.loads(Path(a.picks).read_text(encoding="utf-8"))["top"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return fail(f"--picks {a.picks}: not a tools/search.py result ({e})")
+        res["picks"] = picks
+    plot(res, pts, Path(str(out) + ".png"), picks)
     atomic_write_json(str(out) + ".json", res)
     print(f"{res['codes']} codes; prediction vs MACs: Kendall {res['score_vs_macs']['kendall']:.3f}")
     if "ground_truth" in res and "prediction" in res["ground_truth"]:
