@@ -47,8 +47,8 @@ import blend  # noqa: E402
 import eval_subnets  # noqa: E402
 import rank_corr  # noqa: E402
 
-# Overrides on configs/fmnist_sandwich.yaml. Until session 3 the default sampled from the 45k list; the
-# recipes measured then say so explicitly, so their trained supernets are still recognised.
+# Overrides on configs/fmnist_sandwich.yaml. The default once sampled from the 45k list; the
+# recipes measured with that sampling say so explicitly, so their trained supernets are still recognised.
 _45K = "sandwich.space=official45k"
 VARIANTS: dict[str, list[str]] = {
     "default": [],  # largest + smallest + 2 random (uniform over the full space), in-place KD
@@ -76,7 +76,7 @@ VARIANTS: dict[str, list[str]] = {
     "fewshot": ["fewshot.split_on=[{stage: 3, at: 5}]", "fewshot.epochs=1", "train.epochs={epochs_minus_2}"],
     # the same split on stage-4 depth (2nd place keyed its splits on stage-3/4 depth; 2-3 vs 4-5 blocks)
     "fewshot_s4": ["fewshot.split_on=[{stage: 4, at: 4}]", "fewshot.epochs=1", "train.epochs={epochs_minus_2}"],
-    # ours (session 8): stage depths drawn in proportion to their place in the range, so the last blocks of
+    # ours: stage depths drawn in proportion to their place in the range, so the last blocks of
     # each stage (under uniform depths: the last of stage 4 in a quarter of the random subnets) train more
     "depth_deep": ["sandwich.depth_sampling=deep"],
     # training length itself (issue 15): the default recipe on all 60,000 images for the same epochs
@@ -91,7 +91,7 @@ VARIANTS: dict[str, list[str]] = {
     "half": ["train.epochs={epochs_half}"],
     "half_seed1": ["train.epochs={epochs_half}", "train.seed=1"],
 }
-# Ensembles (ours, session 12): the rank mean of several supernets' scores (tools/blend.py), costing their summed
+# Ensembles (ours): the rank mean of several supernets' scores (tools/blend.py), costing their summed
 # training. Weight sharing makes one supernet's order partly an accident of its seed; averaging seeds removes
 # some of that. ens_half2 spends the default budget (two supernets at half the epochs), ens_seed2 twice it.
 ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
@@ -114,6 +114,12 @@ def _vs(res: dict) -> dict:
     if d is not None:
         out.update({"minus_default": d["diff"], "ci95_default": f"[{d['lo']:+.2f}, {d['hi']:+.2f}]"})
     return out
+
+
+def _gaps(res: dict) -> list[float] | None:
+    """Concordance with the GT over pairs 1, 2 and 3+ blocks apart (rank_corr's diagnosis)."""
+    d = res.get("diagnosis")
+    return [g["concordant"] for g in d["prediction"]["concordance_by_depth_gap"]] if d else None
 
 
 def logged_minutes(folder: Path, max_gap_s: float = 300.0) -> float:
@@ -218,10 +224,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--gt-metrics: {a.gt_metrics!r} is not a list of {', '.join(groundtruth.GT_METRICS)}")
     names = a.variants.split(",")
     gt_entries = len(json.loads(gt.read_text()))
+    gt_sha256 = groundtruth.file_sha256(gt)
 
     def result(done: list[str]) -> dict:
         return {"env": environment(), "args": vars(a), "rows": rows, "details": details,
-                "complete": done == names, "done_variants": done, "gt_file": str(gt), "gt_entries": gt_entries}
+                "complete": done == names, "done_variants": done, "gt_file": str(gt), "gt_entries": gt_entries,
+                "gt_sha256": gt_sha256, "exclude_sha256": exclude_sha256}
 
     unknown = [n for n in names if n not in VARIANTS and n not in ENSEMBLES]
     if unknown:
@@ -236,12 +244,13 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--blend-with: unknown predictor(s) {unknown} (known: {', '.join(SCORE_FILES)})")
     missing = [b for b in partners if a.zero_cost and not (Path(a.zero_cost) / f"{b}.json").is_file()]
     if missing:
-        p.error(f"--zero-cost {a.zero_cost}: no {missing[0]}.json (written by tools/zero_cost.py "
-                "since session 13: run its command on that folder again, nothing is rescored)")
+        p.error(f"--zero-cost {a.zero_cost}: no {missing[0]}.json (written by tools/zero_cost.py: "
+                "run its command on that folder again, nothing is rescored)")
     if a.full_model and not Path(a.full_model).is_file():
         p.error(f"--full-model {a.full_model}: file not found")
     if a.exclude and not Path(a.exclude).is_file():
         p.error(f"--exclude {a.exclude}: file not found")
+    exclude_sha256 = groundtruth.file_sha256(a.exclude) if a.exclude else None
     configs = {}  # every variant's network checked against the GT's protocol before any training
     for name in (n for n in names if n in VARIANTS):
         config = ROOT / "configs" / BASE_CONFIG[name] if name in BASE_CONFIG else a.config
@@ -279,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
             row = {"variant": name, "calib_K": k, "rank_by": rank_by, "gt_metric": gm, "n": res["n"],
                    "kendall": res["kendall"], "pearson": res["pearson"], "spearman": res["spearman"], **_vs(res),
                    "tau_same_depth": (res["within_depth"] or {}).get("prediction"),  # what is known beyond depth
+                   "concordant_by_gap": _gaps(res),
                    "train_min": train_min, "score_min": (time.time() - t) / 60}
             rows.append(row)
             details[f"{name}_k{k}_{rank_by}" + ("" if gm == "top1" else f"_gt{gm}")] = {
@@ -289,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
                     against=default_file(work, k, rank_by, b) if name != "default" else None)
                 rows.append({**row, "variant": f"{name}+{b}", "kendall": bres["kendall"],
                              "pearson": bres["pearson"], "spearman": bres["spearman"], **_vs(bres),
-                             "tau_same_depth": (bres["within_depth"] or {}).get("prediction")})
+                             "tau_same_depth": (bres["within_depth"] or {}).get("prediction"),
+                             "concordant_by_gap": _gaps(bres)})
             print_table("so far", rows, list(row))
 
     train_mins: dict[str, float] = {}

@@ -39,6 +39,10 @@ def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str
     truths = {(r.get("gt_file"), r.get("gt_entries"), (r.get("args") or {}).get("exclude")) for r in results}
     if len(truths) > 1:  # (file, entries, held-out codes): rows of different rulers are never mixed
         raise ValueError(f"the results rank different ground-truth files ({sorted(map(str, truths))})")
+    shas = {(r.get("gt_sha256"), r.get("exclude_sha256")) for r in results if r.get("gt_sha256")}
+    if len(shas) > 1:  # the same name, other contents (a GT file that grew between the runs)
+        raise ValueError("the results were measured on ground-truth (or held-out) files of different contents "
+                         f"(sha256 {', '.join(sorted(str(s[0])[:12] for s in shas))})")
     for res in results:
         details.update(res["details"])
         for row in res["rows"]:
@@ -60,7 +64,7 @@ def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str
             "minus default [95 %]"]
     if "ce" in metrics:
         head += ["tau GT CE", "minus MACs (CE) [95 %]", "minus best zero-cost (CE) [95 %]"]
-    head += [f"tau equal depth ({' / '.join(metrics)})", "train min"]
+    head += [f"tau equal depth ({' / '.join(metrics)})", "concordant 1 / 2 / 3+ blocks apart", "train min"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank_by in ("loss", "top1"):
         for key in (key for key in order if key[1] == rank_by):
@@ -74,7 +78,9 @@ def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str
             if "ce" in metrics:
                 cells += [f"{ce['kendall']:.3f}" if ce else "—", _diff(ce, "minus_macs", "ci95_macs"),
                           f"{_diff(ce, 'tau_minus_zc', 'ci95')} ({ce['best_zc']})" if ce else "—"]
-            cells += [_same_depth(by, metrics), f"{first['train_min']:.1f}"]
+            gaps = first.get("concordant_by_gap")
+            cells += [_same_depth(by, metrics), " / ".join(f"{g:.3f}" for g in gaps) if gaps else "—",
+                      f"{first['train_min']:.1f}"]
             out.append("| " + " | ".join(cells) + " |")
     floors = {}
     for m in metrics:

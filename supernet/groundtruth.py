@@ -35,6 +35,13 @@ V2 = {"dataset": "fmnist", "width_divisor": 4, "input_size": 28, "max_epoch": 12
 DEV_GT = Path(__file__).resolve().parents[1] / "benchmarks" / "gt" / "d8e2.json"
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes: what a ranking result was measured on, whatever the file is called."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def protocol_path(gt_file: str | Path) -> Path:
     p = Path(gt_file)
     return p.with_name(p.stem + ".protocol.json")

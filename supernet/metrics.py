@@ -210,3 +210,40 @@ def kendall_within(x: Sequence[float], y: Sequence[float], groups: Sequence[floa
         pairs += len(dx)
     denom = np.sqrt((pairs - tx) * (pairs - ty))
     return (conc / denom if denom > 0 else float("nan")), int(pairs)
+
+
+def concordance_by_gap(pred: Sequence[float], gt: Sequence[float], gap: Sequence[float],
+                       bins: Sequence[tuple[float, float]] = ((1, 1), (2, 2), (3, float("inf")))) -> list[dict]:
+    """Share of pairs the prediction orders as the ground truth does, over pairs whose ``gap`` (e.g. the
+    difference in blocks) lies in each bin; pairs tied in the ground truth are left out, ties in the
+    prediction count half."""
+    p, g, d = (np.asarray(v, np.float64) for v in (pred, gt, gap))
+    i, j = np.triu_indices(len(p), 1)
+    dg, dp, dd = np.sign(g[i] - g[j]), np.sign(p[i] - p[j]), np.abs(d[i] - d[j])
+    out = []
+    for lo, hi in bins:
+        m = (dd >= lo) & (dd <= hi) & (dg != 0)
+        n = int(m.sum())
+        conc = float(((dp[m] * dg[m] > 0) + 0.5 * (dp[m] == 0)).sum() / n) if n else float("nan")
+        out.append({"gap": f"{lo:g}" if lo == hi else f"{lo:g}+", "pairs": n, "concordant": conc})
+    return out
+
+
+def diagnosis(values: Sequence[float], codes: Sequence[str], gt: Sequence[float] | None = None) -> dict:
+    """Where a ranking's order comes from: Kendall tau of ``values`` with each stage's depth and each stage's
+    mean width code, and (given the ground truth) concordance with it over pairs one, two and three or more
+    blocks apart, and tau over equal-depth pairs. Run on the ground truth itself, the first part says what
+    the truth rewards."""
+    archs = [parse_code(c) for c in codes]
+    out: dict = {
+        "tau_stage_depth": [kendall_tau_b(values, [a.depths[s] for a in archs]) for s in range(4)],
+        "tau_stage_width": [kendall_tau_b(values, [float(np.mean([w for b in a.blocks[s] for w in b])) for a in archs])
+                            for s in range(4)],
+        "tau_depth": kendall_tau_b(values, [a.depth for a in archs]),
+    }
+    if gt is not None:
+        depth = [float(a.depth) for a in archs]
+        out["concordance_by_depth_gap"] = concordance_by_gap(values, gt, depth)
+        tau, pairs = kendall_within(values, gt, depth)
+        out["tau_equal_depth"], out["equal_depth_pairs"] = tau, pairs
+    return out

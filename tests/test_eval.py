@@ -17,7 +17,7 @@ from supernet.config import load_config
 from supernet.metrics import (bootstrap_tau_diff, kendall_tau_b, kendall_within, pearson, rank_blend, spearman,
                               top_k_overlap, zero_cost)
 from supernet.resnet import ResNet48, SuperNet
-from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample
+from supernet.space import FMNIST28, OFFICIAL_SPACE, iter_sample, parse_code
 from supernet.supernet_train import save_supernet
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -568,3 +568,19 @@ def test_shards_partition_contiguous_in_prefix_order_and_balanced(count: int):
         idx = sorted(pos[k] for k in s)
         assert idx == list(range(idx[0], idx[0] + len(idx)))  # contiguous in prefix order
         assert abs(sum(estimated_cost(archs[k]) for k in s) - total / count) <= 1.0  # within ~one code's cost
+
+
+def test_diagnosis_by_hand():
+    from supernet.metrics import concordance_by_gap, diagnosis
+
+    # four codes: gaps in depth 1, 2, 3 between neighbours; the prediction inverts the pair one block apart
+    gt, pred, depth = [1.0, 2.0, 4.0, 7.0], [2.0, 1.0, 4.0, 7.0], [10, 11, 13, 16]
+    by = {g["gap"]: g for g in concordance_by_gap(pred, gt, depth)}
+    assert by["1"] == {"gap": "1", "pairs": 1, "concordant": 0.0}
+    assert by["2"]["pairs"] == 1 and by["2"]["concordant"] == 1.0  # 11 vs 13
+    assert by["3+"]["pairs"] == 4 and by["3+"]["concordant"] == 1.0
+    codes = [a.code for a in iter_sample(OFFICIAL_SPACE, 12, seed=9)]
+    archs = [parse_code(c) for c in codes]
+    d = diagnosis([float(a.depths[2]) for a in archs], codes, [float(a.depth) for a in archs])
+    assert d["tau_stage_depth"][2] == pytest.approx(1.0)
+    assert len(d["tau_stage_width"]) == 4 and d["equal_depth_pairs"] >= 0

@@ -59,3 +59,12 @@ def test_results_of_different_ground_truths_are_refused(tmp_path, capsys):
     (tmp_path / "c.json").write_text("{not json")
     assert ranking_table.main([str(tmp_path / "c.json")]) == 2
     assert "c.json: not a readable ranking.py result" in capsys.readouterr().err
+
+
+def test_results_of_a_ground_truth_that_changed_under_its_name_are_refused():
+    a, b = _result([_row("default", "loss", "top1", 0.4)]), _result([_row("finetune", "loss", "top1", 0.45)])
+    a["gt_sha256"], b["gt_sha256"] = "a" * 64, "b" * 64
+    with pytest.raises(ValueError, match="different contents"):
+        ranking_table.table([a, b])
+    b["gt_sha256"] = "a" * 64
+    assert "finetune" in ranking_table.table([a, b])

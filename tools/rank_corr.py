@@ -24,7 +24,7 @@ from supernet import groundtruth  # noqa: E402
 from supernet.archfile import ArchFileError, read_archs, read_scores  # noqa: E402
 from supernet.cli import ArgumentParser, entry_point, fail, writable_file  # noqa: E402
 from supernet.runtime import dumps  # noqa: E402
-from supernet.metrics import bootstrap_tau_diff, correlations, kendall_within, zero_cost  # noqa: E402
+from supernet.metrics import bootstrap_tau_diff, correlations, diagnosis, kendall_within, zero_cost  # noqa: E402
 from supernet.zero_cost import PREDICTORS  # noqa: E402
 from supernet.space import FMNIST28, IMAGENET  # noqa: E402
 
@@ -147,6 +147,9 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
         vs_other = {"against": against, "other_kendall": correlations(o, g)["kendall"], **bootstrap_tau_diff(p, o, g)}
     return {
         **correlations(p, g),
+        "gt_sha256": groundtruth.file_sha256(gt_path),
+        "diagnosis": {"prediction": diagnosis(p, codes, g), "ground_truth": diagnosis(g, codes),
+                      "depth": diagnosis(zc["depth"], codes, g)} if small else None,
         "gt_metric": gt_metric,
         "gt_seed_adjusted": adjust_seeds,
         "vs_zero_cost": vs,
@@ -214,6 +217,16 @@ def format_table(res: dict) -> str:
     if w and w["pairs"]:
         lines.append(f"kendall over the {w['pairs']} pairs of equal depth (what is known beyond depth): "
                      f"prediction {w['prediction']:+.3f}, MACs {w['macs']:+.3f}")
+    dg = res.get("diagnosis")
+    if dg:
+        pr, tr, de = dg["prediction"], dg["ground_truth"], dg["depth"]
+        lines.append("kendall with each stage's depth, prediction / ground truth: " + ", ".join(
+            f"{a:+.2f} / {b:+.2f}" for a, b in zip(pr["tau_stage_depth"], tr["tau_stage_depth"])))
+        lines.append("kendall with each stage's mean width, prediction / ground truth: " + ", ".join(
+            f"{a:+.2f} / {b:+.2f}" for a, b in zip(pr["tau_stage_width"], tr["tau_stage_width"])))
+        lines.append("pairs ordered as the ground truth, by depth gap (prediction / depth alone): " + ", ".join(
+            f"{a['gap']} block(s) {a['concordant']:.3f} / {b['concordant']:.3f} ({a['pairs']} pairs)"
+            for a, b in zip(pr["concordance_by_depth_gap"], de["concordance_by_depth_gap"])))
     for vs in (res.get("vs_macs"), res.get("vs_zero_cost"), res.get("vs_other")):
         if vs:
             lines.append(f"kendall minus {vs['against']}'s: {vs['diff']:+.3f}, 95% bootstrap interval over codes "
