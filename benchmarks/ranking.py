@@ -79,6 +79,9 @@ VARIANTS: dict[str, list[str]] = {
     # ours: stage depths drawn in proportion to their place in the range, so the last blocks of
     # each stage (under uniform depths: the last of stage 4 in a quarter of the random subnets) train more
     "depth_deep": ["sandwich.depth_sampling=deep"],
+    # once-for-all's progressive shrinking: the full network for 20 % of the steps, depth opened from the
+    # deepest down at the widest widths until 60 %, then everything (0.85x the default's subnet passes)
+    "progressive": ["progressive.full_until=0.2", "progressive.depth_until=0.6"],
     # training length itself (issue 15): the default recipe on all 60,000 images for the same epochs
     # (6x the compute of the default budget of 10,000 images); not at equal compute, on purpose
     "long": ["data.train_images=null"],

@@ -76,6 +76,10 @@ DEFAULTS: dict[str, Any] = {
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },
+    "progressive": {  # once-for-all's progressive shrinking, as fractions of the training steps (0, 0: off)
+        "full_until": 0.0,  # until then only the full network trains
+        "depth_until": 0.0,  # until then widths stay widest while depth opens from the deepest setting down
+    },
     "fewshot": {  # split after one-shot training (train_supernet.sh trains the groups; README)
         "split_on": [],  # depth rules, e.g. [{stage: 3, at: 6}, {stage: 4, at: 4}]: 2**rules groups
         "group": None,  # set by train_supernet.sh for a group's run: train only that group's codes
@@ -218,6 +222,7 @@ SCHEMA: dict[str, tuple] = {
     "sandwich.rank_prior": (_STR, (lambda v: v in RANK_PRIORS, ", ".join(RANK_PRIORS))),
     "sandwich.teacher": (_STR + (None,), None),
     "sandwich.teacher_code": (_STR + (None,), None),
+    "progressive.full_until": (_NUM, _in01()), "progressive.depth_until": (_NUM, _in01()),
     "fewshot.group": (_INT + (None,), _ge(0)), "fewshot.epochs": (_INT, _ge(1)), "fewshot.lr": (_NUM + (None,), _gt(0)),
 }
 
@@ -240,6 +245,10 @@ def validate(cfg: dict, where: str) -> None:
             raise ConfigError(f"{where}: {name} is {v!r}; it must be {what}" + (" or null" if None in types else ""))
         if check is not None and not check[0](v):
             raise ConfigError(f"{where}: {name} is {v!r}; it must be {check[1]}")
+    ps = cfg["progressive"]
+    if ps["depth_until"] and ps["depth_until"] < ps["full_until"]:
+        raise ConfigError(f"{where}: progressive.depth_until ({ps['depth_until']}) must not come before "
+                          f"progressive.full_until ({ps['full_until']})")
     sw = cfg["sandwich"]
     if not (sw["largest"] or sw["smallest"] or sw["num_random"]):
         raise ConfigError(f"{where}: the sandwich trains no subnet (sandwich.largest and sandwich.smallest are false "

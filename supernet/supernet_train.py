@@ -75,6 +75,35 @@ def sandwich(space: SearchSpace, sw: dict, seed: int, step: int, cfg: NetConfig 
     return out
 
 
+def progressive_space(space: SearchSpace, ps: dict, progress: float) -> SearchSpace | None:
+    """The part of ``space`` open at ``progress`` (fraction of the training steps) under progressive
+    shrinking (once-for-all): None while only the full network trains (``progress < full_until``); then,
+    until ``depth_until``, the widest widths with depth opened from the deepest setting down in equal steps
+    (each stage's lowest open depth falls from its maximum to its minimum); then the whole space."""
+    full, depth = ps["full_until"], max(ps["depth_until"], ps["full_until"])
+    if progress < full:
+        return None
+    if progress >= depth:
+        return space
+    u = (progress - full) / (depth - full)
+    ranges = tuple((max(lo, hi - int(u * (hi - lo + 1))), hi) for lo, hi in space.depth_ranges)
+    widest = min(space.stem_codes)
+    return dataclasses.replace(space, name=f"{space.name}@depth{[r[0] for r in ranges]}", stem_codes=(widest,),
+                               stage_codes=tuple((min(c),) for c in space.stage_codes), depth_ranges=ranges)
+
+
+def subnets_at(space: SearchSpace, sw: dict, ps: dict, seed: int, step: int, steps: int,
+               cfg: NetConfig = IMAGENET) -> list[Sampled]:
+    """The sandwich of ``step``, within the part of ``space`` progressive shrinking has opened by then
+    (the whole space when it is off): a pure function of (seed, step), like ``sandwich``."""
+    if not (ps["full_until"] or ps["depth_until"]):
+        return sandwich(space, sw, seed, step, cfg)
+    open_space = progressive_space(space, ps, step / max(1, steps))
+    if open_space is None:
+        return [Sampled("largest", space.largest())]
+    return sandwich(open_space, sw, seed, step, cfg)
+
+
 class SandwichAhead:
     """``sandwich`` of step s + 1 computed in a thread while step s trains. The sandwich is a pure function of
     (seed, step), so the subnets are exactly those of the direct call (and a resumed run's too)."""
@@ -238,7 +267,7 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         prior_batch = (np.asarray(xb, np.float32)[:32], np.asarray(yb, np.int64)[:32])
     subnet_prior = rank_prior(sw["rank_prior"], ncfg, prior_batch, t["seed"])
 
-    subnets_of = functools.partial(sandwich, space, sw, t["seed"], cfg=ncfg)
+    subnets_of = functools.partial(subnets_at, space, sw, cfg["progressive"], t["seed"], steps=steps, cfg=ncfg)
     if sw["bias_pool"]:  # ranking the pool by MACs is tens of ms of Python per step: done a step ahead
         subnets_of = SandwichAhead(subnets_of)
 

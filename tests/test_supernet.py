@@ -452,3 +452,42 @@ def test_fewshot_training_and_routed_scoring(tmp_path):
         assert one_group.returncode == 0, one_group.stderr[-3000:]
         want = json.loads((tmp_path / f"e_g{g}" / "submission.json").read_text())
         assert got[key]["acc"] == want[key]["acc"]
+
+
+def test_progressive_shrinking_schedule():
+    from supernet.supernet_train import progressive_space, subnets_at
+
+    ps = {"full_until": 0.2, "depth_until": 0.6}
+    assert progressive_space(FULL_SPACE, ps, 0.0) is None and progressive_space(FULL_SPACE, ps, 0.19) is None
+    lows = []
+    for u in (0.2, 0.3, 0.4, 0.5, 0.59):
+        sp = progressive_space(FULL_SPACE, ps, u)
+        assert sp.stem_codes == (1,) and all(c == (1,) for c in sp.stage_codes)  # widest only
+        assert [hi for _, hi in sp.depth_ranges] == [hi for _, hi in FULL_SPACE.depth_ranges]
+        lows.append([lo for lo, _ in sp.depth_ranges])
+    assert lows[0] == [hi for _, hi in FULL_SPACE.depth_ranges]  # opens at the deepest setting
+    assert all(all(a >= b for a, b in zip(x, y)) for x, y in zip(lows, lows[1:]))  # and only goes down
+    assert lows[-1] == [lo for lo, _ in FULL_SPACE.depth_ranges]  # every depth open before widths open
+    assert progressive_space(FULL_SPACE, ps, 0.6) is FULL_SPACE
+    sw = {"largest": True, "smallest": True, "num_random": 2, "bias_pool": 0}
+    assert [s.kind for s in subnets_at(FULL_SPACE, sw, ps, 0, 5, 100, FMNIST28)] == ["largest"]
+    off = {"full_until": 0.0, "depth_until": 0.0}
+    assert [s.arch.code for s in subnets_at(FULL_SPACE, sw, off, 0, 5, 100, FMNIST28)] == \
+        [s.arch.code for s in sandwich(FULL_SPACE, sw, 0, 5, FMNIST28)]
+
+
+def test_progressive_run_resumed_mid_phase_is_bit_identical(tmp_path):
+    real_fmnist()
+    common = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_progressive.yaml"),
+              *TINY, "-o", "train.save_every_steps=3", "-o", "train.eval_codes=0"]
+    ref = subprocess.run(common + ["-o", f"train.output_dir={tmp_path / 'ref'}"], env=run_env(), capture_output=True,
+                         text=True, timeout=900)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    out = tmp_path / "killed"  # 16 steps: step 6 lies in the depth phase (steps 3.2 to 9.6)
+    run_and_kill(common + ["-o", f"train.output_dir={out}"], (out / "checkpoints" / "ckpt_s000000006.json").exists)
+    res = subprocess.run(common + ["-o", f"train.output_dir={out}", "--resume"], env=run_env(), capture_output=True,
+                         text=True, timeout=900)
+    assert res.returncode == 0 and "resuming from" in res.stderr, res.stderr[-3000:]
+    a = {k: v.numpy() for k, v in paddle.load(str(tmp_path / "ref" / "supernet.pdparams")).items()}
+    b = {k: v.numpy() for k, v in paddle.load(str(out / "supernet.pdparams")).items()}
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
