@@ -15,6 +15,7 @@ import argparse
 import logging
 import random
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         report = {k: v for k, v in res.items() if k != "_points"}
         atomic_write_json(out / "rank_corr.json", report)
         (out / "rank_corr.txt").write_text(rank_corr.format_table(res) + "\n")
-        print("\n" + rank_corr.format_table(res) + "\n", flush=True)
+        print("\n" + rank_corr.format_table(res) + "\n\n" + textwrap.fill(rank_corr.verdict(res), 100) + "\n",
+              flush=True)
         outputs.update({"rank correlation": out / "rank_corr.json", "table": out / "rank_corr.txt",
                         "scatter plot": out / "scatter.png"})
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -189,7 +190,8 @@ def plot(res: dict, path: str, pred_label: str = "prediction (as in the file)") 
     pts = res["_points"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, key, label, fig_res in ((axes[0], "pred", pred_label, res),
-                                    (axes[1], "macs", "MACs", res["floor"]["macs"])):
+                                    (axes[1], "macs", "MACs per image (the ground truth's network)",
+                                     res["floor"]["macs"])):
         ax.scatter(pts[key], pts["gt"], s=14, alpha=0.7)
         ax.set_xlabel(label)
         ax.set_ylabel(GT_LABELS[res.get("gt_metric", "top1")])
@@ -236,6 +238,26 @@ def format_table(res: dict) -> str:
 
 
 @entry_point
+def verdict(res: dict) -> str:
+    """Two or three plain sentences on what the table means, for a reader who has not read the docs."""
+    floor = res["floor"]
+    tau, depth, macs = res["kendall"], floor.get("depth", {}).get("kendall"), floor.get("macs", {}).get("kendall")
+    if tau is None or depth is None or macs is None or not all(map(math.isfinite, (tau, depth, macs))):
+        return "The correlations are undefined on these codes (see the table)."
+    side = lambda d: "above" if d > 0.02 else "below" if d < -0.02 else "level with"  # noqa: E731
+    out = [f"The prediction ranks these {res['n']} codes at Kendall {tau:.2f}: {side(tau - depth)} counting "
+           f"blocks (depth, {depth:.2f}) and {side(tau - macs)} MACs ({macs:.2f}); the intervals above say how "
+           "much of that a few dozen codes can resolve."]
+    w = res.get("within_depth") or {}
+    if w.get("pairs"):
+        out.append(f"Between codes of equal depth, which depth cannot order, it scores {w['prediction']:+.2f} over "
+                   f"{w['pairs']} pairs.")
+    out.append("On the Fashion-MNIST proxy the standalone ground truth is mostly depth (its seeds barely agree on "
+               "codes of equal depth), so depth is close to the best any predictor can score here; BENCHMARKS.md "
+               "(ground truth at 96 codes x 3 seeds) has the full-budget supernets and what the proxy can resolve.")
+    return " ".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred")
