@@ -12,6 +12,7 @@ and rank 0 writes the submission; --shard i/n splits the work across separate jo
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -49,6 +50,16 @@ def other_submission(path: Path, codes: dict[str, str]) -> str | None:
         return (f"--out: {path} holds the submission of another arch set ({len(old)} codes); "
                 "use another --out, or remove it to replace it")
     return None
+
+
+def chosen_on(checkpoint: str) -> dict:
+    """``{"checkpoint_chosen_on": ...}`` when the checkpoint was picked by train.gt_watch (its
+    ``<name>.choice.json``): rank_corr then refuses to judge these scores on the codes of that choice."""
+    choice = Path(checkpoint).with_suffix(".choice.json")
+    if not choice.is_file():
+        return {}
+    rec = json.loads(choice.read_text(encoding="utf-8"))
+    return {"checkpoint_chosen_on": {"gt_watch": rec["gt_watch"], "gt_sha256": rec["gt_sha256"], "codes": rec["codes"]}}
 
 
 def auto_backend(on_gpu: bool) -> str:
@@ -187,7 +198,7 @@ def score(a: argparse.Namespace, archs: dict, keys: list[str], out: Path, name: 
     atomic_write_json(meta_path(out / name), {  # what the scores belong to (rank_corr checks the network)
         "codes": len(keys), "rank_by": a.rank_by, "checkpoint_sha256": header["checkpoint_sha256"],
         "network": {"dataset": cfg["model"]["dataset"], "width_divisor": nc.width_divisor,
-                    "input_size": nc.input_size}, "settings": header["settings"]})
+                    "input_size": nc.input_size}, "settings": header["settings"], **chosen_on(a.checkpoint)})
     log.info("submission with %d scores: %s", len(keys), out / name)
     return 0
 

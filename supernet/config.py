@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "zero_init_last_bn": True,
         "eval_codes": 2,  # largest + smallest checked after each epoch (0: none)
         "calib_batches": 4,
+        "gt_watch": None,  # a small GT file: Kendall of the supernet on its codes after every epoch (logged)
+        "gt_watch_keep_best": True,  # with gt_watch: also keep the best epoch's weights (supernet_best.pdparams)
     },
     "sandwich": {
         "space": "full",  # full | official45k: where random subnets come from (full ranks better, BENCHMARKS.md)
@@ -210,7 +212,8 @@ SCHEMA: dict[str, tuple] = {
     "train.save_every_steps": (_INT, _ge(0)), "train.keep_checkpoints": (_INT, _ge(1)),
     "train.log_every": (_INT, _ge(1)), "train.output_dir": (_STR, (lambda v: bool(v.strip()), "a folder name")),
     "train.zero_init_last_bn": (_BOOL, None), "train.eval_codes": (_INT, (lambda v: v in (0, 1, 2), "0, 1 or 2")),
-    "train.calib_batches": (_INT, _ge(0)),
+    "train.calib_batches": (_INT, _ge(0)), "train.gt_watch": (_STR + (None,), None),
+    "train.gt_watch_keep_best": (_BOOL, None),
     "sandwich.space": (_STR, (lambda v: v in TRAINABLE_SPACES, " or ".join(TRAINABLE_SPACES))),
     "sandwich.largest": (_BOOL, None), "sandwich.smallest": (_BOOL, None), "sandwich.num_random": (_INT, _ge(0)),
     "sandwich.inplace_distill": (_BOOL, None), "sandwich.distill_weight": (_NUM, _in01()),

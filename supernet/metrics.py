@@ -154,6 +154,19 @@ def correlations(pred: Sequence[float], gt: Sequence[float]) -> dict[str, float]
     return out
 
 
+def bootstrap_tau_interval(pred: Sequence[float], gt: Sequence[float], n_boot: int = 1000,
+                           seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval over codes of Kendall tau (NaN, NaN when undefined)."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    rng = np.random.default_rng(seed)
+    taus = [kendall_tau_b(pred[i], gt[i]) for i in (rng.integers(0, len(gt), len(gt)) for _ in range(n_boot))]
+    taus = [t for t in taus if np.isfinite(t)]
+    if not taus:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(taus, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def bootstrap_tau_diff(pred: Sequence[float], other: Sequence[float], gt: Sequence[float], n_boot: int = 2000,
                        seed: int = 0) -> dict[str, float]:
     """Paired bootstrap over codes of tau(pred) - tau(other): is one predictor really ahead of another?

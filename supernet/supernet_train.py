@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import math
 import random
@@ -30,7 +31,8 @@ from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
 from .runtime import Context, JsonLog, atomic_write_bytes, ranks_agree
 from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, parse_code
-from .train import Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, fit, soft_cross_entropy, zero_init_last_bn
+from .train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
+                    soft_cross_entropy, zero_init_last_bn)
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +254,9 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / "config.yaml", dump(cfg).encode())
-    calib = calibration_set(train, t["calib_batches"], train.batch_size, t["seed"]) if t["eval_codes"] else []
+    watch = GtWatch.load(t["gt_watch"], ncfg, m["dataset"]) if t["gt_watch"] else None
+    calib = calibration_set(train, t["calib_batches"], train.batch_size, t["seed"]) \
+        if t["eval_codes"] or watch else []
     log.info("supernet on %s: %d steps/epoch x %d epochs, global batch %d, peak lr %.4f, space %s, sandwich %s, "
              "%d process(es) on %s", m["dataset"], len(train), t["epochs"], t["batch_size"], sched.peak, space.name,
              {k: sw[k] for k in ("largest", "smallest", "num_random", "inplace_distill")}, ctx.world, ctx.device)
@@ -313,9 +317,9 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         return {f"loss_{k}": paddle.add_n(v) / len(v) if len(v) > 1 else v[0] for k, v in losses.items()}
 
     def on_epoch_end(epoch: int) -> dict:
+        rec = watch.epoch(model, val, calib, ctx, epoch, out, cfg, t["gt_watch_keep_best"]) if watch else {}
         if not t["eval_codes"]:
-            return {}
-        rec = {}
+            return rec
         codes = [("largest", space.largest()), ("smallest", space.smallest())][: t["eval_codes"]]
         with preserved_bn_stats(model):
             for name, arch in codes:
@@ -336,6 +340,58 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         save_supernet(model, cfg, out / "supernet.pdparams")
         log.info("supernet weights: %s", out / "supernet.pdparams")
     return out
+
+
+@dataclass
+class GtWatch:
+    """The ranking watched during training: after each epoch the supernet scores a small ground truth's
+    codes (BN recalibrated per code, ranked by loss) and its Kendall tau with a 95 % interval is logged; with
+    ``keep_best`` the best epoch's weights are kept beside the last as ``supernet_best.pdparams``, with
+    ``supernet_best.choice.json`` naming the file and codes the choice was made on. Scores of that checkpoint
+    are never judged against those codes (eval_subnets records the choice; rank_corr refuses it)."""
+
+    path: str
+    sha256: str
+    archs: list[Arch]
+    truth: list[float]
+
+    @classmethod
+    def load(cls, path: str, ncfg: NetConfig, dataset: str) -> "GtWatch":
+        from .groundtruth import file_sha256, gt_scores, supernet_mismatch
+
+        problem = supernet_mismatch(path, ncfg.width_divisor, ncfg.input_size, dataset)
+        if problem:
+            raise ValueError(f"train.gt_watch: {problem}")
+        truth = gt_scores(path)
+        if len(truth) < 3:
+            raise ValueError(f"train.gt_watch {path}: {len(truth)} codes; a ranking needs at least 3")
+        return cls(path, file_sha256(path), [parse_code(c) for c in truth], list(truth.values()))
+
+    def epoch(self, model: SuperNet, val, calib, ctx: Context, epoch: int, out: Path, cfg: dict,
+              keep_best: bool) -> dict:
+        from .metrics import bootstrap_tau_interval, kendall_tau_b
+        from .runtime import atomic_write_json
+
+        scores = []
+        with preserved_bn_stats(model):
+            for arch in self.archs:
+                model.set_active(arch)
+                if calib:
+                    recalibrate(model, calib)
+                scores.append(-evaluate_metrics(model, val, ctx, desc="gt_watch")["ce"])
+        tau = kendall_tau_b(scores, self.truth)
+        lo, hi = bootstrap_tau_interval(scores, self.truth)
+        rec = {"watch_tau": round(tau, 4), "watch_ci95": [round(lo, 4), round(hi, 4)], "watch_codes": len(scores)}
+        log.info("epoch %d: Kendall %.3f [%.3f, %.3f] on the %d codes of %s (train.gt_watch)", epoch, tau, lo, hi,
+                 len(scores), self.path)
+        choice = out / "supernet_best.choice.json"
+        best = json.loads(choice.read_text())["watch_tau"] if choice.is_file() else -2.0
+        if keep_best and ctx.is_main and math.isfinite(tau) and tau > best:
+            save_supernet(model, cfg, out / "supernet_best.pdparams")
+            atomic_write_json(choice, {"epoch": epoch, "watch_tau": tau, "gt_watch": self.path, "gt_sha256": self.sha256,
+                                       "codes": [a.code for a in self.archs]})
+            rec["watch_best"] = True
+        return rec
 
 
 def fewshot_group_config(cfg: dict, group: int) -> dict:

@@ -491,3 +491,31 @@ def test_progressive_run_resumed_mid_phase_is_bit_identical(tmp_path):
     a = {k: v.numpy() for k, v in paddle.load(str(tmp_path / "ref" / "supernet.pdparams")).items()}
     b = {k: v.numpy() for k, v in paddle.load(str(out / "supernet.pdparams")).items()}
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
+
+
+def test_gt_watch_logs_kendall_keeps_the_best_epoch_and_its_codes_are_never_judged(tmp_path):
+    real_fmnist()
+    codes = [a.code for a in iter_sample(OFFICIAL_SPACE, 6, seed=31)]
+    watch, judge = tmp_path / "watch.json", tmp_path / "judge.json"
+    watch.write_text(json.dumps({f"a{i}": {"arch": c, "acc": 80.0 + i} for i, c in enumerate(codes[:3])}))
+    judge.write_text(json.dumps({f"a{i}": {"arch": c, "acc": 80.0 + (i * 7) % 6} for i, c in enumerate(codes)}))
+    out = tmp_path / "sn"
+    r = subprocess.run([sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_sandwich.yaml"),
+                        *TINY, "-o", "train.eval_codes=0", "-o", f"train.gt_watch={watch}", "-o", "train.calib_batches=1",
+                        "-o", f"train.output_dir={out}"], env=run_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"epoch"' in x and "watch_tau" in x]
+    assert [x["epoch"] for x in recs] == [1, 2] and all(len(x["watch_ci95"]) == 2 for x in recs)
+    choice = json.loads((out / "supernet_best.choice.json").read_text())
+    assert choice["codes"] == codes[:3] and (out / "supernet_best.pdparams").is_file()
+    assert round(choice["watch_tau"], 4) == max(x["watch_tau"] for x in recs)
+    ev = subprocess.run([sys.executable, str(ROOT / "eval_subnets.py"), "--checkpoint", str(out / "supernet_best.pdparams"),
+                         "--archs", str(judge), "--out", str(tmp_path / "ev"), "--val-images", "100",
+                         "--calib-batches", "1"], env=run_env(), capture_output=True, text=True, timeout=900)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    sub = tmp_path / "ev" / "submission.json"
+    rc = [sys.executable, str(ROOT / "tools" / "rank_corr.py"), str(sub), str(judge), "--net", "fmnist28"]
+    refused = subprocess.run(rc, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "chosen by train.gt_watch" in refused.stderr
+    held_out = subprocess.run(rc + ["--exclude", str(watch)], env=run_env(), capture_output=True, text=True, timeout=300)
+    assert held_out.returncode == 0 and "matched 3 codes" in held_out.stdout, held_out.stderr[-2000:]

@@ -65,6 +65,16 @@ def recorded_network(meta: Path) -> dict | None:
         raise ValueError(f"{meta} is not a readable record of the predictions' network ({e})") from e
 
 
+def chosen_codes(pred_path: str | Path) -> set[str]:
+    """Codes the prediction's checkpoint was chosen on (train.gt_watch), from its record; empty when none."""
+    meta = Path(pred_path).with_name(Path(pred_path).stem + ".meta.json")
+    try:
+        rec = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return set()
+    return set((rec.get("checkpoint_chosen_on") or {}).get("codes", []))
+
+
 def network_mismatch(meta: Path, gt_path: str) -> str | None:
     """Predictions record their network (``meta``); a ground-truth file made by pretrain/gt_campaign has a
     protocol. When both are known they must agree."""
@@ -122,6 +132,11 @@ def compare(pred_path: str, gt_path: str, net: str = "imagenet", against: str | 
     pred, gt = read_scores(pred_path), groundtruth.gt_scores(gt_path, gt_metric, adjust_seeds)
     other = read_scores(against) if against else None
     left_out = {a.code for a in read_archs(exclude).values()} & set(gt) if exclude else set()
+    chosen = chosen_codes(pred_path) & set(gt) - left_out
+    if chosen:
+        raise ArchFileError(f"{pred_path} comes from a checkpoint chosen by train.gt_watch on {len(chosen)} of these "
+                            "ground-truth codes; judging it on them would reward the choice: leave them out with "
+                            "--exclude (the gt_watch file)")
     codes = [c for c in gt if c in pred and (other is None or c in other) and c not in left_out]
     if len(codes) < 2:
         both = f"{pred_path} and {against}" if against else pred_path
