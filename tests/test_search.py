@@ -5,7 +5,7 @@ import json
 import sys
 
 from conftest import ROOT
-from supernet.space import IMAGENET, OFFICIAL_SPACE, count_cost, iter_sample
+from supernet.space import IMAGENET, OFFICIAL_SPACE, count_cost, iter_sample, parse_code
 
 sys.path.insert(0, str(ROOT / "tools"))
 import search  # noqa: E402
@@ -49,3 +49,59 @@ def test_pareto_front_by_hand():
     score = np.array([9.0, 1.0, 5.0, 4.0, 3.0, 6.0])
     # by cost: 1 (1.0) -> 3 (4.0) -> 5 (6.0, beats index 2 at equal cost) -> 0 (9.0); index 4 is beaten
     assert report.pareto_front(cost, score) == [1, 3, 5, 0]
+
+
+def test_evolution_makes_only_valid_new_codes_within_budget():
+    import random
+
+    from supernet.evolution import crossover, mutate, propose
+    from supernet.space import FULL_SPACE
+
+    rng = random.Random(0)
+    parents = list(iter_sample(OFFICIAL_SPACE, 10, seed=1))
+    for _ in range(200):
+        child = mutate(OFFICIAL_SPACE, crossover(OFFICIAL_SPACE, rng.choice(parents), rng.choice(parents), rng), rng, 0.5)
+        assert OFFICIAL_SPACE.contains(child) and child.is_tied
+    scored = {a.code: float(i) for i, a in enumerate(parents)}
+    archs = {a.code: a for a in parents}
+    budget = sorted(count_cost(a, IMAGENET).macs for a in parents)[5]
+    fits = lambda a: count_cost(a, IMAGENET).macs <= budget  # noqa: E731
+    gen = propose(FULL_SPACE, 3, scored, archs, fits, population=12, parents=4, seed=0)
+    assert len(gen) == 12 and len({a.code for a in gen}) == 12 and not {a.code for a in gen} & set(scored)
+    assert all(fits(a) and FULL_SPACE.contains(a) for a in gen)
+    from collections import Counter
+    assert max(Counter(a.depths for a in gen).values()) <= 3  # the diversity guard: a quarter of 12
+    assert [a.code for a in gen] == [a.code for a in propose(FULL_SPACE, 3, scored, archs, fits, 12, 4, 0)]
+
+
+def test_evolutionary_search_with_a_supernet_resumes_from_its_journals(tmp_path, capsys):
+    import numpy as np
+    import paddle
+
+    from conftest import write_idx
+    from supernet.config import load_config
+    from supernet.resnet import SuperNet
+    from supernet.space import FMNIST28
+    from supernet.supernet_train import save_supernet
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "fm").mkdir()
+    for prefix, n in (("train", 64), ("t10k", 40)):
+        write_idx(tmp_path / "fm" / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / "fm" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml", [f"data.data_dir={tmp_path / 'fm'}"])
+    paddle.seed(0)
+    save_supernet(SuperNet(FMNIST28), cfg, tmp_path / "supernet.pdparams")
+    args = ["--supernet", str(tmp_path / "supernet.pdparams"), "--max-macs", "3G", "--generations", "2",
+            "--population", "4", "--parents", "2", "--val-images", "40", "--calib-batches", "1",
+            "--calib-batch-size", "16", "--work", str(tmp_path / "evo"), "--out", str(tmp_path / "picks.json"),
+            "--top", "3"]
+    assert search.main(args) == 0
+    journal = (tmp_path / "evo" / "journal.r0.jsonl").read_text().splitlines()
+    assert len(journal) == 1 + 8  # header + two generations of four
+    res = json.loads((tmp_path / "picks.json").read_text())
+    assert len(res["top"]) == 3 and res["top"][0]["score"] >= res["top"][-1]["score"]
+    assert all(count_cost(parse_code(r["arch"]), IMAGENET).macs <= 3e9 for r in res["top"])
+    assert search.main(args) == 0  # resumed: everything scored already, nothing scored again
+    assert (tmp_path / "evo" / "journal.r0.jsonl").read_text().splitlines() == journal
+    assert json.loads((tmp_path / "picks.json").read_text())["top"] == res["top"]
