@@ -17,7 +17,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, run_env, write_idx
+from conftest import ROOT, run_env
 from supernet import data as data_mod
 from supernet.archfile import ArchFileError
 from supernet.cli import entry_point
@@ -39,15 +39,6 @@ METRICS = {"top1": 80.0, "ce": 0.5, "train_loss": 0.6}
 PROTO = {"dataset": "fmnist", "width_divisor": 8, "input_size": 28, "max_epoch": 2, "warmup": 0.5, "lr": 0.05,
          "batch_size": 256, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.0,
          "train_images": None, "val_images": None, "init": None}
-
-
-def tiny_data(d: Path) -> Path:
-    rng = np.random.default_rng(0)
-    d.mkdir()
-    for prefix, n in (("train", 96), ("t10k", 40)):
-        write_idx(d / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
-    return d
 
 
 def test_an_output_through_a_link_or_an_added_suffix_is_an_input(tmp_path):
@@ -72,19 +63,19 @@ def test_a_folder_is_held_by_one_run_and_a_dead_runs_lock_is_taken_over(tmp_path
     assert "taking over the lock" in caplog.text and "pid 999999" in caplog.text
 
 
-def test_a_second_supernet_run_into_a_held_folder_is_refused(tmp_path, capsys):
+def test_a_second_supernet_run_into_a_held_folder_is_refused(tmp_path, capsys, tiny_fmnist):
     out = tmp_path / "sn"
     with FolderLock(out, "train.r0"):
         rc = train_supernet.main(["-c", str(ROOT / "configs" / "fmnist_quick.yaml"), "-o", f"train.output_dir={out}",
-                                  "-o", f"data.data_dir={tiny_data(tmp_path / 'fm')}"])
+                                  "-o", f"data.data_dir={tiny_fmnist}"])
     assert rc == 2 and "in use by another run" in capsys.readouterr().err
     assert not (out / "config.yaml").exists()
 
 
-def test_a_diverging_supernet_stops_and_saves_nothing(tmp_path, capsys):
+def test_a_diverging_supernet_stops_and_saves_nothing(tmp_path, capsys, tiny_fmnist):
     out = tmp_path / "sn"
     rc = train_supernet.main(["-c", str(ROOT / "configs" / "fmnist_sandwich.yaml"), "--device", "cpu",
-                              "-o", f"data.data_dir={tiny_data(tmp_path / 'fm')}", "-o", "data.train_images=96",
+                              "-o", f"data.data_dir={tiny_fmnist}", "-o", "data.train_images=96",
                               "-o", "data.val_images=40", "-o", "train.batch_size=16", "-o", "train.epochs=2",
                               "-o", "train.lr=1e+30", "-o", "train.warmup_epochs=0", "-o", "train.eval_codes=0",
                               "-o", "train.save_every_steps=2", "-o", "train.log_every=3",
@@ -211,14 +202,16 @@ def test_an_unwritable_download_cache_is_one_clear_error(tmp_path, monkeypatch):
         data_mod.fetch_fmnist(cache)
 
 
-def test_processes_started_together_fetch_the_data_once(tmp_path, monkeypatch):
+def test_processes_started_together_fetch_the_data_once(tmp_path, monkeypatch, tiny_fmnist):
     calls = []
     target = tmp_path / "fashion-mnist" / data_mod.FMNIST_SUBDIR
+
+    made = tiny_fmnist
 
     def slow_fetch(cache_dir, tgt):
         calls.append(1)
         time.sleep(0.3)
-        tiny = tiny_data(tmp_path / "made")
+        tiny = made
         target.mkdir(parents=True)
         for f in tiny.iterdir():
             os.replace(f, target / f.name)

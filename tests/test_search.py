@@ -74,22 +74,15 @@ def test_evolution_makes_only_valid_new_codes_within_budget():
     assert [a.code for a in gen] == [a.code for a in propose(FULL_SPACE, 3, scored, archs, fits, 12, 4, 0)]
 
 
-def test_evolutionary_search_with_a_supernet_resumes_from_its_journals(tmp_path, capsys):
-    import numpy as np
+def test_evolutionary_search_with_a_supernet_resumes_from_its_journals(tmp_path, tiny_fmnist):
     import paddle
 
-    from conftest import write_idx
     from supernet.config import load_config
     from supernet.resnet import SuperNet
     from supernet.space import FMNIST28
     from supernet.supernet_train import save_supernet
 
-    rng = np.random.default_rng(0)
-    (tmp_path / "fm").mkdir()
-    for prefix, n in (("train", 64), ("t10k", 40)):
-        write_idx(tmp_path / "fm" / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(tmp_path / "fm" / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
-    cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml", [f"data.data_dir={tmp_path / 'fm'}"])
+    cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml", [f"data.data_dir={tiny_fmnist}"])
     paddle.seed(0)
     save_supernet(SuperNet(FMNIST28), cfg, tmp_path / "supernet.pdparams")
     args = ["--supernet", str(tmp_path / "supernet.pdparams"), "--max-macs", "3G", "--generations", "2",
