@@ -53,8 +53,10 @@ def amount(text: str) -> float:
     return v
 
 
-def scan(pred: Path, max_macs: float | None, max_params: float | None, top: int, cost_net) -> dict:
-    """The ``top`` best-scored codes of ``pred`` within the budgets, exactly (every code looked at)."""
+def scan(pred: Path, max_macs: float | None, max_params: float | None, top: int, cost_net,
+         latency=None, max_latency_ms: float | None = None) -> dict:
+    """The ``top`` best-scored codes of ``pred`` within the budgets, exactly (every code looked at).
+    ``latency``: arch -> seconds (a table's prediction or a measurement), checked last (the costly one)."""
     rows = []
     for k, v in read_entries(pred).items():
         if "acc" not in v:
@@ -65,13 +67,39 @@ def scan(pred: Path, max_macs: float | None, max_params: float | None, top: int,
             raise ArchFileError(f"{pred}: {k}: {e}") from None
         cost = count_cost(arch, cost_net)
         if (max_macs is None or cost.macs <= max_macs) and (max_params is None or cost.params <= max_params):
-            rows.append({"key": k, "arch": arch.code, "score": float(v["acc"]), "macs": cost.macs,
-                         "params": cost.params})
+            row = {"key": k, "arch": arch.code, "score": float(v["acc"]), "macs": cost.macs, "params": cost.params}
+            if latency is not None:
+                row["latency_ms"] = latency(arch) * 1000
+                if max_latency_ms is not None and row["latency_ms"] > max_latency_ms:
+                    continue
+            rows.append(row)
     rows.sort(key=lambda r: -r["score"])
     return {"file": str(pred), "codes_within_budget": len(rows),
-            "budget": {"max_macs": max_macs, "max_params": max_params},
+            "budget": {"max_macs": max_macs, "max_params": max_params, "max_latency_ms": max_latency_ms},
             "cost_network": {"width_divisor": cost_net.width_divisor, "input_size": cost_net.input_size},
             "top": [{"rank": i + 1, **r} for i, r in enumerate(rows[:top])]}
+
+
+def latency_of(a: argparse.Namespace):
+    """arch -> seconds per forward on this device (from --latency-table, or measured), or None."""
+    if a.latency_table:
+        from latency import load_table, net_of
+
+        from supernet.latency import predict, table_mismatch
+
+        table = load_table(a.latency_table)
+        cfg = net_of(table["net"], table["width_divisor"])
+        problem = table_mismatch(table, cfg, table["batch"])
+        if problem:
+            raise ValueError(problem)
+        return lambda x: predict(table, x, cfg)
+    if a.latency_measure:
+        from supernet.latency import measure_subnet
+        from supernet.resnet import ResNet48
+
+        cfg = IMAGENET
+        return lambda x: measure_subnet(ResNet48.from_code(x, cfg), cfg, a.latency_measure)
+    return None
 
 
 def _generation(rec: dict) -> int:
@@ -152,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--max-macs", type=amount, help="most multiply-accumulates per image, e.g. 2.5G")
     p.add_argument("--max-params", type=amount, help="most parameters, e.g. 15M")
+    p.add_argument("--max-latency-ms", type=float, help="most milliseconds per forward on this device")
+    p.add_argument("--latency-table", help="tools/latency.py build output: latency predicted from it")
+    p.add_argument("--latency-measure", type=positive_int, metavar="BATCH",
+                   help="measure each candidate's latency directly on this device at this batch size")
     p.add_argument("--top", type=positive_int, default=10)
     p.add_argument("--cost-net", choices=["imagenet", "proxy"], default="imagenet",
                    help="count MACs/params on the ImageNet network (default) or on the scored file's network")
@@ -160,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if (a.scores is None) == (a.supernet is None):
         return fail("give a scored file or --supernet CHECKPOINT (one of them)")
+    if a.max_latency_ms is not None and not (a.max_latency_ms > 0) or \
+            (a.max_latency_ms is not None) != bool(a.latency_table or a.latency_measure):
+        return fail("--max-latency-ms takes a positive number and needs --latency-table or --latency-measure")
+    try:
+        latency = latency_of(a)
+    except ValueError as e:
+        return fail(str(e))
     source = Path(a.scores or a.supernet)
     if a.out:
         problem = overwrite_problem([a.out], [source], "--out")
@@ -174,12 +213,13 @@ def main(argv: list[str] | None = None) -> int:
 
             def fits(x) -> bool:
                 c = count_cost(x, proxy)
-                return (a.max_macs is None or c.macs <= a.max_macs) and (a.max_params is None or c.params <= a.max_params)
+                return ((a.max_macs is None or c.macs <= a.max_macs) and (a.max_params is None or c.params <= a.max_params)
+                        and (latency is None or latency(x) * 1000 <= a.max_latency_ms))
 
             res = evolve(a, fits)
         else:
             cost_net = IMAGENET if a.cost_net == "imagenet" else network_of(source, None, None)
-            res = scan(source, a.max_macs, a.max_params, a.top, cost_net)
+            res = scan(source, a.max_macs, a.max_params, a.top, cost_net, latency, a.max_latency_ms)
     except (ArchFileError, FileNotFoundError, ValueError) as e:
         return fail(str(e))
     pred = source
@@ -189,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     res["export"] = (f"python tools/export_subnet.py --checkpoint {a.supernet or a.checkpoint} --code {best['arch']} "
                      f"--out exported/{best['key']}")
     print(f"{res['codes_within_budget']} codes of {pred} within the budget; top {len(res['top'])}:")
-    print(f"{'rank':>4} {'key':<10} {'score':>9} {'GMACs':>7} {'M params':>9}  code")
+    print(f"{'rank':>4} {'key':<10} {'score':>9} {'GMACs':>7} {'M params':>9} {'ms':>8}  code")
     for r in res["top"]:
-        print(f"{r['rank']:>4} {r['key']:<10} {r['score']:>9.3f} {r['macs'] / 1e9:>7.3f} {r['params'] / 1e6:>9.2f}  "
+        ms = f"{r['latency_ms']:>8.2f}" if "latency_ms" in r else f"{'-':>8}"
+        print(f"{r['rank']:>4} {r['key']:<10} {r['score']:>9.3f} {r['macs'] / 1e9:>7.3f} {r['params'] / 1e6:>9.2f} {ms}  "
               f"{r['arch']}")
     print(f"export the best: {res['export']}")
     if a.out:
