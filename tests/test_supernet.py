@@ -225,9 +225,12 @@ def test_train_supernet_sh_under_launch_with_two_processes(tmp_path):
     assert "ranks sampled different subnets" not in logs
 
 
-def test_supernet_resume_after_kill_gives_same_weights(tmp_path):
+@pytest.mark.parametrize("config", ["fmnist_sandwich.yaml", "fmnist_progressive.yaml"])
+def test_supernet_resume_after_kill_gives_same_weights(tmp_path, config):
+    """Killed at step 6 of 16 (for progressive shrinking: inside the depth phase, steps 3.2 to 9.6), resumed:
+    the weights of the uninterrupted run."""
     real_fmnist()
-    common = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_sandwich.yaml"),
+    common = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / config),
               *TINY, "-o", "train.save_every_steps=3", "-o", "train.eval_codes=0"]
     ref = subprocess.run(common + ["-o", f"train.output_dir={tmp_path / 'ref'}"], env=run_env(), capture_output=True,
                          text=True, timeout=900)
@@ -474,23 +477,6 @@ def test_progressive_shrinking_schedule():
     off = {"full_until": 0.0, "depth_until": 0.0}
     assert [s.arch.code for s in subnets_at(FULL_SPACE, sw, off, 0, 5, 100, FMNIST28)] == \
         [s.arch.code for s in sandwich(FULL_SPACE, sw, 0, 5, FMNIST28)]
-
-
-def test_progressive_run_resumed_mid_phase_is_bit_identical(tmp_path):
-    real_fmnist()
-    common = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_progressive.yaml"),
-              *TINY, "-o", "train.save_every_steps=3", "-o", "train.eval_codes=0"]
-    ref = subprocess.run(common + ["-o", f"train.output_dir={tmp_path / 'ref'}"], env=run_env(), capture_output=True,
-                         text=True, timeout=900)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    out = tmp_path / "killed"  # 16 steps: step 6 lies in the depth phase (steps 3.2 to 9.6)
-    run_and_kill(common + ["-o", f"train.output_dir={out}"], (out / "checkpoints" / "ckpt_s000000006.json").exists)
-    res = subprocess.run(common + ["-o", f"train.output_dir={out}", "--resume"], env=run_env(), capture_output=True,
-                         text=True, timeout=900)
-    assert res.returncode == 0 and "resuming from" in res.stderr, res.stderr[-3000:]
-    a = {k: v.numpy() for k, v in paddle.load(str(tmp_path / "ref" / "supernet.pdparams")).items()}
-    b = {k: v.numpy() for k, v in paddle.load(str(out / "supernet.pdparams")).items()}
-    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
 
 
 def test_gt_watch_logs_kendall_keeps_the_best_epoch_and_its_codes_are_never_judged(tmp_path):
