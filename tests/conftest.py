@@ -69,8 +69,8 @@ def run_env() -> dict:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process started under ``pid`` (read off /proc; the launcher puts its workers in sessions of
-    their own, so a process group does not hold them)."""
+    """Every process started under ``pid`` (read off /proc; the launcher starts its workers with setsid, so
+    a process group does not hold them)."""
     parent = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
