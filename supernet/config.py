@@ -82,7 +82,7 @@ DEFAULTS: dict[str, Any] = {
         "full_until": 0.0,  # until then only the full network trains
         "depth_until": 0.0,  # until then widths stay widest while depth opens from the deepest setting down
     },
-    "fewshot": {  # split after one-shot training (train_supernet.sh trains the groups; README)
+    "fewshot": {  # split after one-shot training (train_supernet.sh trains the groups; docs/training.md)
         "split_on": [],  # depth rules, e.g. [{stage: 3, at: 6}, {stage: 4, at: 4}]: 2**rules groups
         "group": None,  # set by train_supernet.sh for a group's run: train only that group's codes
         "epochs": 1,  # epochs per group, starting from the one-shot weights

@@ -30,7 +30,7 @@ V2 = {"dataset": "fmnist", "width_divisor": 4, "input_size": 28, "max_epoch": 12
       "train_images": None, "val_images": None, "init": None}
 
 
-# The project's own proxy ground truth (protocol v3: widths / 8, 2 epochs; README "Proxy protocol notes"),
+# The project's own proxy ground truth (protocol v3: widths / 8, 2 epochs; docs/training.md, "Proxy protocol notes"),
 # grown by tools/gt_campaign.py and committed; the default the proxy's tools compare against.
 DEV_GT = Path(__file__).resolve().parents[1] / "benchmarks" / "gt" / "d8e2.json"
 

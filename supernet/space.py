@@ -212,7 +212,7 @@ class NetConfig:
 
 
 IMAGENET = NetConfig()
-# The proxy (protocol v3, README "Proxy protocol notes"): widths / 8, exact since every official width is a
+# The proxy (protocol v3, docs/training.md, "Proxy protocol notes"): widths / 8, exact since every official width is a
 # multiple of 8; protocol v2 (../shared/proxy_gt/dev_gt.json) used widths / 4.
 FMNIST28 = NetConfig(in_channels=1, num_classes=10, width_divisor=8, stem="small", input_size=28)
 
