@@ -165,15 +165,18 @@ def train_run(args: argparse.Namespace, arch, cfg: NetConfig, ctx, out: Path, gt
     net = paddle.DataParallel(model) if ctx.world > 1 else model
     run_desc = {k: v for k, v in vars(args).items() if k not in ("resume", "output_dir", "num_workers", "device",
                                                                 "eval_every", "gt_file", "gt_key", "arch_list")}
-    run_desc.update(arch=arch.code, world=ctx.world, dataset=dataset)
+    run_desc.update(arch=arch.code, dataset=dataset)
+    # The process count is not part of the run (data order and global batch do not depend on it), so a run
+    # resumes on another GPU count; checkpoints written when it was part of the identity are still accepted.
     fp = checkpoint.fingerprint(run_desc)
+    legacy = (checkpoint.fingerprint({**run_desc, "world": ctx.world}),)
     try:
-        checkpoint.check_start(out / "checkpoints", fp, args.resume)  # before anything in ``out`` is rewritten
+        checkpoint.check_start(out / "checkpoints", fp, args.resume, legacy)  # before anything in ``out`` is rewritten
     except checkpoint.CheckpointError as e:
         return fail(str(e))
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "args.json", run_desc)
+        atomic_write_json(out / "args.json", {**run_desc, "world": ctx.world})
     log.info("training %s on %s: %d steps/epoch x %d epochs, global batch %d, peak lr %.4f, %d process(es) on %s",
              arch.code, dataset, len(train), args.max_epoch, args.batch_size, sched.peak, ctx.world, ctx.device)
 
@@ -217,7 +220,7 @@ def train_run(args: argparse.Namespace, arch, cfg: NetConfig, ctx, out: Path, gt
     try:
         fit(model, opt, sched, amp, train, step_fn,
             FitConfig(epochs=args.max_epoch, ckpt_dir=str(out / "checkpoints"), save_every_steps=args.save_every_steps,
-                      fingerprint=fp, resume=args.resume),
+                      fingerprint=fp, also_accept=legacy, resume=args.resume),
             ctx, JsonLog(out / "log.jsonl" if ctx.is_main else None), extra_state=extra_state,
             load_extra=lambda s: tally.update(s), on_epoch_end=on_epoch_end)
     except Diverged as e:

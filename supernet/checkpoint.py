@@ -55,10 +55,12 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
     return sorted((p for p in d.glob("ckpt_s*" + SUFFIX) if p.with_suffix(".json").is_file()), reverse=True)
 
 
-def load_latest(ckpt_dir: str | Path, fingerprint: str | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def load_latest(ckpt_dir: str | Path, fingerprint: str | None = None,
+                also: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(state, meta) of the newest checkpoint that verifies, or None when there is none.
 
-    A checkpoint of another run (different fingerprint) is refused with an error, not skipped.
+    A checkpoint of another run (different fingerprint) is refused with an error, not skipped; ``also``
+    names earlier fingerprints of the same run (a run identity that changed form).
     """
     for path in list_checkpoints(ckpt_dir):
         try:
@@ -70,7 +72,7 @@ def load_latest(ckpt_dir: str | Path, fingerprint: str | None = None) -> tuple[d
         if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
             log.warning("checkpoint %s is corrupt (checksum mismatch); trying the previous one", path)
             continue
-        if fingerprint is not None and meta.get("fingerprint") not in (None, fingerprint):
+        if fingerprint is not None and meta.get("fingerprint") not in (None, fingerprint, *also):
             raise CheckpointError(f"checkpoint {path} belongs to another run (fingerprint {meta.get('fingerprint')}, "
                              f"this run {fingerprint}); use another output folder or drop --resume")
         try:
@@ -83,7 +85,7 @@ def load_latest(ckpt_dir: str | Path, fingerprint: str | None = None) -> tuple[d
     return None
 
 
-def check_start(ckpt_dir: str | Path, fingerprint: str, resume: bool) -> None:
+def check_start(ckpt_dir: str | Path, fingerprint: str, resume: bool, also: tuple[str, ...] = ()) -> None:
     """Refuse, before anything is written, a start that would mix or lose runs.
 
     A fresh start into a folder that already holds checkpoints would interleave two runs' files
@@ -100,7 +102,7 @@ def check_start(ckpt_dir: str | Path, fingerprint: str, resume: bool) -> None:
             meta = json.loads(path.with_suffix(".json").read_text())
         except (OSError, ValueError):
             continue
-        if meta.get("fingerprint") not in (None, fingerprint):
+        if meta.get("fingerprint") not in (None, fingerprint, *also):
             raise CheckpointError(f"checkpoint {path} belongs to another run (its config or overrides differ from "
                                   "these; the folder's config.yaml holds the ones it was started with): resume it "
                                   "with those, or choose another output folder")

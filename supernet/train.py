@@ -169,6 +169,7 @@ class FitConfig:
     keep: int = 3
     log_every: int = 20
     fingerprint: str = ""
+    also_accept: tuple[str, ...] = ()  # earlier fingerprints of the same run (see checkpoint.load_latest)
     resume: bool = False
     max_steps: int | None = None  # stop early (tests, simulated kills); not a schedule change
 
@@ -206,7 +207,7 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
     steps_per_epoch = len(loader)
     epoch, start, step = 0, 0, 0
     if cfg.resume:
-        found = checkpoint.load_latest(cfg.ckpt_dir, cfg.fingerprint)
+        found = checkpoint.load_latest(cfg.ckpt_dir, cfg.fingerprint, cfg.also_accept)
         sha = ""
         if found:
             state, meta = found

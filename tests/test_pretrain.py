@@ -84,3 +84,20 @@ def test_missing_image_dir_is_a_clear_error(tmp_path):
                         str(tmp_path / "nope")], env=run_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_checkpoints_of_an_earlier_fingerprint_form_still_resume(tmp_path):
+    """A run identity that changed form (the process count left it) accepts its earlier checkpoints, and
+    only those."""
+    import pytest
+
+    from supernet import checkpoint
+
+    checkpoint.save(tmp_path, {"w": 1}, 5, {"epoch": 0, "fingerprint": "old-form"})
+    with pytest.raises(checkpoint.CheckpointError, match="another run"):
+        checkpoint.load_latest(tmp_path, "new-form")
+    state, meta = checkpoint.load_latest(tmp_path, "new-form", also=("old-form",))
+    assert meta["step"] == 5 and state["w"] == 1
+    checkpoint.check_start(tmp_path, "new-form", resume=True, also=("old-form",))
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.check_start(tmp_path, "new-form", resume=True)
