@@ -3,7 +3,7 @@
   python benchmarks/zc_run.py output/zc45k --gt benchmarks/gt/d8e2.json --out benchmarks/results/zc45k.json
 
 Prints and writes: codes, seconds per code (median, mean, 90th percentile, from the journals' ``s``),
-wall hours and codes/hour when the records carry ``end``/``pid`` (journals written since session 7;
+wall hours and codes/hour when the records carry ``end``/``pid`` (journals of the current tools;
 earlier records only have ``s``, so their wall time is read off the logs by hand), the Kendall tau of
 every pair of predictors over all codes (how much they agree at the scale of the 45k list), and each
 predictor's Kendall / Pearson against the ground truth on the codes the two files share.
