@@ -68,6 +68,8 @@ os.environ["OMP_NUM_THREADS"] = "1"  # Paddle's import warns about any other val
 import paddle  # noqa: E402
 
 os.environ["OMP_NUM_THREADS"] = str(THREADS)  # for processes started from here (DataLoader workers)
-paddle.base.core.set_num_threads(THREADS)
+_set_threads = getattr(getattr(getattr(paddle, "base", None), "core", None), "set_num_threads", None)
+if _set_threads is not None:  # every Paddle 3 build has it; a build without it keeps Paddle's default
+    _set_threads(THREADS)
 
 __version__ = "0.1.0"
