@@ -231,7 +231,7 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
 
     # Non-finite losses are counted on the device (no host sync per step) and checked wherever
     # something is logged or saved, so no checkpoint and no final weights come from a diverged run.
-    bad = paddle.zeros([1], dtype="int32")
+    bad = paddle.zeros([1], dtype="int64")
 
     def check_finite() -> None:
         if int(bad.item()):
@@ -248,7 +248,7 @@ def fit(model: nn.Layer, opt: paddle.optimizer.Optimizer, sched: WarmupCosine, a
             x, y = to_tensors(batch)
             losses = step_fn(x, y, step)
             for v in losses.values():
-                bad += paddle.logical_not(paddle.isfinite(v.astype("float32"))).astype("int32").sum()
+                bad += paddle.logical_not(paddle.isfinite(v.astype("float32"))).astype("int64").sum()
             amp.step(opt)
             sched.step()
             step += 1

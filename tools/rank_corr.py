@@ -262,7 +262,7 @@ def verdict(res: dict) -> str:
     side = lambda d: "above" if d > 0.02 else "below" if d < -0.02 else "level with"  # noqa: E731
     out = [f"The prediction ranks these {res['n']} codes at Kendall {tau:.2f}: {side(tau - depth)} counting "
            f"blocks (depth, {depth:.2f}) and {side(tau - macs)} MACs ({macs:.2f}); the intervals above say how "
-           "much of that a few dozen codes can resolve."]
+           "much of that these codes can resolve."]
     w = res.get("within_depth") or {}
     if w.get("pairs"):
         out.append(f"Between codes of equal depth, which depth cannot order, it scores {w['prediction']:+.2f} over "
