@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The 45k scoring run of issue 13, as a user would run it: the official list in N contiguous shards,
+# The 45k scoring run, as a user would run it: the official list in N contiguous shards,
 # one after another, each under paddle.distributed.launch with 2 CPU ranks x 1 thread (one per core),
 # then the shard submissions merged. Resumable: run the same command again after any stop; every
 # shard continues from its journals (a journal of another checkpoint or settings is refused).

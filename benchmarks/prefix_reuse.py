@@ -1,4 +1,4 @@
-"""What does prefix reuse save when scoring the 45k list? (supernet/fused.py, issue 13)
+"""What does prefix reuse save when scoring the 45k list? (supernet/fused.py)
 
 A real run scores each process's codes sorted by their leading layers (stem, then blocks), so what
 consecutive subnets share is what a window of that sorted share shares, and that depends on how dense
@@ -11,7 +11,7 @@ three fused engines: no reuse, reuse within the first stage, within the first tw
 default), rotating their order per chunk of --chunk codes so that all see the same machine load. It
 checks that all give bit-identical logits on every code, and reports seconds per subnet, speed-ups
 and each divided by the pure forward of the same images (the subnet already prepared, no calibration;
-timed in the same chunks): issue 13's cost ratio.
+timed in the same chunks): the scoring cost ratio.
 
   python benchmarks/prefix_reuse.py --checkpoint output/supernet_d8/supernet.pdparams --stride 1 --window 60
 """

@@ -5,7 +5,7 @@ scores the ground-truth codes with each, and prints Kendall tau / Pearson / Spea
 zero-cost floor (MACs, params, depth, Zen-Score, NASWOT, SynFlow, grad-norm, SNIP, computed on the GT codes
 unless --zero-cost gives them), and tau minus the best zero-cost predictor's tau (named) with a paired
 bootstrap 95 % interval over codes (tools/rank_corr.py): with a few dozen codes, differences of 0.1
-are noise, and the interval says so. Recipes of the challenge's winning teams are variants (issue 15):
+are noise, and the interval says so. Recipes of the challenge's winning teams are variants:
 rank_ramp* (3rd place), bias_large (1st), fewshot (2nd; its group epochs count in the budget), finetune
 (1st; from a full model trained standalone first, whose minutes are added to train_min), baseline_kd
 (the organisers' 2 random subnets + that full model as frozen teacher), depth_deep and fewshot_s4 (ours);
@@ -66,7 +66,7 @@ VARIANTS: dict[str, list[str]] = {
     "kd_late": ["sandwich.distill_after=0.5"],  # hard labels for the first half, in-place KD after
     "lr_high": ["train.lr=0.2"],  # twice the default peak learning rate (per 256 images)
     "rank_macs": ["sandwich.rank_weight=1.0"],  # RD-NAS margin ranking loss towards the MACs order
-    # issue 15: the winning teams' recipes. {epochs} etc. are filled in from the budget (see budget_fields).
+    # the winning teams' recipes. {epochs} etc. are filled in from the budget (see budget_fields).
     "rank_ramp": ["sandwich.rank_weight=2.0", "sandwich.rank_ramp_epochs={epochs}"],  # PGONAS: min(2, epoch/10)
     "rank_ramp_zen": ["sandwich.rank_weight=2.0", "sandwich.rank_ramp_epochs={epochs}", "sandwich.rank_prior=zen"],
     "rank_ramp_params": ["sandwich.rank_weight=2.0", "sandwich.rank_ramp_epochs={epochs}",
@@ -82,7 +82,7 @@ VARIANTS: dict[str, list[str]] = {
     # once-for-all's progressive shrinking: the full network for 20 % of the steps, depth opened from the
     # deepest down at the widest widths until 60 %, then everything (0.85x the default's subnet passes)
     "progressive": ["progressive.full_until=0.2", "progressive.depth_until=0.6"],
-    # training length itself (issue 15): the default recipe on all 60,000 images for the same epochs
+    # training length itself: the default recipe on all 60,000 images for the same epochs
     # (6x the compute of the default budget of 10,000 images); not at equal compute, on purpose
     "long": ["data.train_images=null"],
     # 1st place: fine-tune from a trained full model with it as frozen teacher (configs/fmnist_finetune.yaml);
