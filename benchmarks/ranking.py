@@ -82,6 +82,12 @@ VARIANTS: dict[str, list[str]] = {
     # once-for-all's progressive shrinking: the full network for 20 % of the steps, depth opened from the
     # deepest down at the widest widths until 60 %, then everything (0.85x the default's subnet passes)
     "progressive": ["progressive.full_until=0.2", "progressive.depth_until=0.6"],
+    # once-for-all's channel sorting: every epoch, each width's channels reordered by importance (L1 of the
+    # weights reading them), so a narrow subnet's first-k slice is the full network's best k
+    "sorted": ["sandwich.sort_channels_every=1"],
+    # both: progressive shrinking with the channels sorted every epoch (as once-for-all, before width opens)
+    "progressive_sorted": ["progressive.full_until=0.2", "progressive.depth_until=0.6",
+                           "sandwich.sort_channels_every=1"],
     # training length itself: the default recipe on all 60,000 images for the same epochs
     # (6x the compute of the default budget of 10,000 images); not at equal compute, on purpose
     "long": ["data.train_images=null"],

@@ -29,6 +29,7 @@ from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import dump, load_config, non_default
 from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
+from .sorting import sort_channels
 from .runtime import Context, JsonLog, atomic_write_bytes, ranks_agree
 from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, parse_code
 from .train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
@@ -275,7 +276,11 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     if sw["bias_pool"]:  # ranking the pool by MACs is tens of ms of Python per step: done a step ahead
         subnets_of = SandwichAhead(subnets_of)
 
+    sort_every = sw["sort_channels_every"] * steps_per_epoch
+
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
+        if sort_every and step and step % sort_every == 0:  # a pure function of the weights: replays on resume
+            log.info("step %d: channels sorted by importance (%s)", step, sort_channels(model, opt))
         subnets = subnets_of(step=step)
         inplace_distill = sw["inplace_distill"] and step >= distill_from
         # every step: two tiny all-reduces beside a sandwich's gradient all-reduces

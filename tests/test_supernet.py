@@ -225,16 +225,19 @@ def test_train_supernet_sh_under_launch_with_two_processes(tmp_path):
     assert "ranks sampled different subnets" not in logs
 
 
-@pytest.mark.parametrize("config", ["fmnist_sandwich.yaml", "fmnist_progressive.yaml"])
-def test_supernet_resume_after_kill_gives_same_weights(tmp_path, config):
-    """Killed at step 6 of 16 (for progressive shrinking: inside the depth phase, steps 3.2 to 9.6), resumed:
-    the weights of the uninterrupted run."""
+@pytest.mark.parametrize("config,extra", [("fmnist_sandwich.yaml", []), ("fmnist_progressive.yaml", []),
+                                          ("fmnist_sandwich.yaml", ["-o", "sandwich.sort_channels_every=1"])])
+def test_supernet_resume_after_kill_gives_same_weights(tmp_path, config, extra):
+    """Killed at step 6 of 16 (for progressive shrinking: inside the depth phase, steps 3.2 to 9.6; with channel
+    sorting: before the sort at step 8), resumed: the weights of the uninterrupted run."""
     real_fmnist()
     common = [sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / config),
-              *TINY, "-o", "train.save_every_steps=3", "-o", "train.eval_codes=0"]
+              *TINY, "-o", "train.save_every_steps=3", "-o", "train.eval_codes=0", *extra]
     ref = subprocess.run(common + ["-o", f"train.output_dir={tmp_path / 'ref'}"], env=run_env(), capture_output=True,
                          text=True, timeout=900)
     assert ref.returncode == 0, ref.stderr[-3000:]
+    if extra:
+        assert "step 8: channels sorted by importance" in ref.stderr
     out = tmp_path / "killed"
     run_and_kill(common + ["-o", f"train.output_dir={out}"], (out / "checkpoints" / "ckpt_s000000006.json").exists)
     assert not (out / "supernet.pdparams").exists()
