@@ -17,19 +17,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import supernet  # noqa: E402,F401
-from latency import NETS, net_of  # noqa: E402
+from latency import NETS  # noqa: E402
 
 from supernet.cli import ArgumentParser, entry_point, positive_int  # noqa: E402
 from supernet.latency import build_table, measure_subnet, predict  # noqa: E402
 from supernet.resnet import ResNet48  # noqa: E402
 from supernet.runtime import atomic_write_json, setup, setup_logging  # noqa: E402
-from supernet.space import WIDTH_DIVISORS, get_space, iter_sample  # noqa: E402
+from supernet.space import WIDTH_DIVISORS, get_space, iter_sample, network  # noqa: E402
 
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__)
-    p.add_argument("--net", choices=sorted(NETS), default="fmnist28")
+    p.add_argument("--net", choices=NETS, default="fmnist28")
     p.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS)
     p.add_argument("--batch", type=positive_int, default=64)
     p.add_argument("--space", default="official45k")
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     setup_logging()
     setup("auto")
-    cfg, space = net_of(a.net, a.width_divisor), get_space(a.space)
+    cfg, space = network(a.net, a.width_divisor), get_space(a.space)
     table = build_table(space, cfg, a.batch, iter_sample(space, 10, seed=12345))
     rows = []
     for arch in iter_sample(space, a.subnets, seed=777):

@@ -9,6 +9,8 @@ ones are ``00``. The 51-character form (without the image-size digit) is accepte
 """
 from __future__ import annotations
 
+import dataclasses
+
 import random
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -215,6 +217,14 @@ IMAGENET = NetConfig()
 # The proxy (protocol v3, docs/training.md, "Proxy protocol notes"): widths / 8, exact since every official width is a
 # multiple of 8; protocol v2 (../shared/proxy_gt/dev_gt.json) used widths / 4.
 FMNIST28 = NetConfig(in_channels=1, num_classes=10, width_divisor=8, stem="small", input_size=28)
+# Networks by name: a config's ``model.dataset`` (fmnist, imagenet) and a latency table's ``net`` (fmnist28).
+NETWORKS = {"imagenet": IMAGENET, "fmnist": FMNIST28, "fmnist28": FMNIST28}
+
+
+def network(name: str, width_divisor: int | None = None) -> NetConfig:
+    """The NetConfig of a named network, at ``width_divisor`` (default: the network's own)."""
+    base = NETWORKS[name]
+    return dataclasses.replace(base, width_divisor=width_divisor or base.width_divisor)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
 from .sorting import sort_channels
 from .runtime import Context, JsonLog, atomic_write_bytes, ranks_agree
-from .space import FMNIST28, IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, parse_code
+from .space import IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, network, parse_code
 from .train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
                     soft_cross_entropy, zero_init_last_bn)
 
@@ -40,9 +40,7 @@ log = logging.getLogger(__name__)
 
 def net_config(model_cfg: dict) -> NetConfig:
     """The NetConfig of a config's ``model`` section (the proxy or ImageNet)."""
-    base = FMNIST28 if model_cfg["dataset"] == "fmnist" else IMAGENET
-    return NetConfig(base.in_channels, base.num_classes, model_cfg.get("width_divisor") or base.width_divisor,
-                     base.stem, base.input_size)
+    return network(model_cfg["dataset"], model_cfg.get("width_divisor"))
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,10 @@ from supernet.cli import ArgumentParser, entry_point, fail, positive_int  # noqa
 from supernet.latency import build_table, predict, table_mismatch  # noqa: E402
 from supernet.outputs import overwrite_problem  # noqa: E402
 from supernet.runtime import atomic_write_json, setup, setup_logging  # noqa: E402
-from supernet.space import (FMNIST28, IMAGENET, WIDTH_DIVISORS, ArchCodeError, NetConfig, get_space,  # noqa: E402
-                            iter_sample, parse_code)
+from supernet.space import (WIDTH_DIVISORS, ArchCodeError, get_space, iter_sample, network,  # noqa: E402
+                            parse_code)
 
-NETS = {"imagenet": IMAGENET, "fmnist28": FMNIST28}
-
-
-def net_of(name: str, divisor: int | None) -> NetConfig:
-    base = NETS[name]
-    return NetConfig(base.in_channels, base.num_classes, divisor or base.width_divisor, base.stem, base.input_size)
+NETS = ("imagenet", "fmnist28")  # names of supernet.space.NETWORKS a table is built for
 
 
 def load_table(path: str) -> dict:
@@ -50,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="measure a table on this device")
-    b.add_argument("--net", choices=sorted(NETS), default="imagenet")
+    b.add_argument("--net", choices=NETS, default="imagenet")
     b.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS)
     b.add_argument("--batch", type=positive_int, default=1)
     b.add_argument("--space", default="full", help="the codes the table must cover (full or official45k)")
@@ -74,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         setup(a.device)
         from tqdm import tqdm
 
-        cfg = net_of(a.net, a.width_divisor)
+        cfg = network(a.net, a.width_divisor)
         table = build_table(space, cfg, a.batch, iter_sample(space, a.fit_subnets, seed=12345), a.repeats,
                             progress=lambda xs: tqdm(xs, desc="layers"))
         table.update(net=a.net, space=a.space)
@@ -84,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         table = load_table(a.table)
-        cfg = net_of(table["net"], table["width_divisor"])
+        cfg = network(table["net"], table["width_divisor"])
         problem = table_mismatch(table, cfg, table["batch"])
         if problem:
             return fail(problem)

@@ -21,6 +21,7 @@ the top-k table and the command that exports the chosen code; ``--out`` writes t
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -35,7 +36,7 @@ from supernet.archfile import ArchFileError, read_entries  # noqa: E402
 from supernet.cli import ArgumentParser, entry_point, fail, positive_int  # noqa: E402
 from supernet.outputs import overwrite_problem  # noqa: E402
 from supernet.runtime import atomic_write_json  # noqa: E402
-from supernet.space import IMAGENET, ArchCodeError, count_cost, get_space, parse_code  # noqa: E402
+from supernet.space import IMAGENET, ArchCodeError, count_cost, get_space, network, parse_code  # noqa: E402
 
 UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -83,12 +84,12 @@ def scan(pred: Path, max_macs: float | None, max_params: float | None, top: int,
 def latency_of(a: argparse.Namespace):
     """arch -> seconds per forward on this device (from --latency-table, or measured), or None."""
     if a.latency_table:
-        from latency import load_table, net_of
+        from latency import load_table
 
         from supernet.latency import predict, table_mismatch
 
         table = load_table(a.latency_table)
-        cfg = net_of(table["net"], table["width_divisor"])
+        cfg = network(table["net"], table["width_divisor"])
         problem = table_mismatch(table, cfg, table["batch"])
         if problem:
             raise ValueError(problem)
@@ -107,8 +108,10 @@ def _generation(rec: dict) -> int:
     return int(key[3:]) if key.startswith("gen") and key[3:].isdigit() else -1
 
 
-def evolve(a: argparse.Namespace, fits) -> dict:
-    """Evolutionary search with the supernet ``a.supernet`` as the evaluator; the table of the best codes."""
+def evolve(a: argparse.Namespace, within) -> dict:
+    """Evolutionary search with the supernet ``a.supernet`` as the evaluator; the table of the best codes.
+    ``within(arch, cost_net)`` says whether a code fits the budget, its cost counted on ``cost_net`` (ImageNet,
+    or with ``--cost-net proxy`` the supernet's own network)."""
     from tqdm import tqdm
 
     from supernet.evaluate import (EvalData, Journal, ScoreSettings, load_scorer, make_header, read_journals,
@@ -126,6 +129,8 @@ def evolve(a: argparse.Namespace, fits) -> dict:
     header = make_header(sha, cfg, settings)
     work = Path(a.work)
     data = EvalData(cfg, settings)
+    cost_net = IMAGENET if a.cost_net == "imagenet" else data.net
+    fits = functools.partial(within, cost_net=cost_net)
     journal = Journal(work / f"journal.r{ctx.rank}.jsonl", header)
     archs: dict[str, object] = {}
     scored: dict[str, float] = {}
@@ -156,7 +161,7 @@ def evolve(a: argparse.Namespace, fits) -> dict:
     rows = sorted(scored, key=lambda c: -scored[c])[: a.top]
     top = []
     for i, c in enumerate(rows):
-        cost = count_cost(archs[c], IMAGENET if a.cost_net == "imagenet" else data.net)
+        cost = count_cost(archs[c], cost_net)
         top.append({"rank": i + 1, "key": f"evo{i + 1}", "arch": c, "score": 100.0 * math.exp(scored[c]),
                     "macs": cost.macs, "params": cost.params})
     return {"supernet": a.supernet, "codes_within_budget": len(scored), "generations": a.generations,
@@ -206,17 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             return fail(problem)
     try:
         if a.supernet:
-            from supernet.supernet_train import net_config
-            from supernet.evaluate import load_supernet
-
-            proxy = net_config(load_supernet(a.supernet)[1]["model"]) if a.cost_net == "proxy" else IMAGENET
-
-            def fits(x) -> bool:
-                c = count_cost(x, proxy)
+            def within(x, cost_net) -> bool:
+                c = count_cost(x, cost_net)
                 return ((a.max_macs is None or c.macs <= a.max_macs) and (a.max_params is None or c.params <= a.max_params)
                         and (latency is None or latency(x) * 1000 <= a.max_latency_ms))
 
-            res = evolve(a, fits)
+            res = evolve(a, within)
         else:
             cost_net = IMAGENET if a.cost_net == "imagenet" else network_of(source, None, None)
             res = scan(source, a.max_macs, a.max_params, a.top, cost_net, latency, a.max_latency_ms)
