@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from supernet.archfile import ArchFileError, official_45k_path, read_archs, read_entries  # noqa: E402
 from supernet.cli import ArgumentParser, entry_point, fail, positive_int  # noqa: E402
 from supernet.runtime import atomic_write_json, setup_logging  # noqa: E402
-from supernet.space import FMNIST28, NetConfig, count_cost, parse_code  # noqa: E402
+from supernet.space import count_cost, network, parse_code  # noqa: E402
 
-PROXY = NetConfig(FMNIST28.in_channels, FMNIST28.num_classes, 8, FMNIST28.stem, FMNIST28.input_size)
+PROXY = network("fmnist", 8)
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57}  # two-sided 95 % t quantiles by degrees of freedom
 
 
@@ -64,23 +64,42 @@ def plan(a) -> int:
     return 0
 
 
+def mean_ci(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and the half-width of its two-sided 95 % t-interval (None where there are too few values)."""
+    n = len(values)
+    mean = statistics.mean(values) if values else None
+    return mean, (T95[n - 1] * statistics.stdev(values) / n ** 0.5 if n >= 2 else None)
+
+
 def report(a) -> int:
     plan_rows = read_entries(a.plan)
     gt = read_entries(a.gt)
     by_code = {v["arch"]: v for v in gt.values()}
     out = []
     for k, r in plan_rows.items():
-        seeds = list((by_code.get(r["arch"]) or {}).get("per_seed", {}).values())
-        n = len(seeds)
-        mean = statistics.mean(seeds) if seeds else None
-        half = T95[n - 1] * statistics.stdev(seeds) / n ** 0.5 if n >= 2 else None
-        out.append({**r, "seeds": n, "top1": mean, "ci95_half": half})
-    res = {"plan": a.plan, "gt": a.gt, "rows": out}
-    print(f"{'budget':>8} {'role':<10} {'seeds':>5} {'top-1':>8} {'95 % +-':>8}")
+        per_seed = (by_code.get(r["arch"]) or {}).get("per_seed", {})
+        mean, half = mean_ci(list(per_seed.values()))
+        arch = parse_code(r["arch"])
+        out.append({**r, "key": k, "depth": sum(arch.depths), "seeds": len(per_seed), "per_seed": per_seed,
+                    "top1": mean, "ci95_half": half})
+    # the pick minus each alternative, paired by training seed (same data order and initialisation seed)
+    diffs = []
+    for q in sorted({r["budget_q"] for r in out}):
+        pick = next((r for r in out if r["budget_q"] == q and r["role"] == "search"), None)
+        for other in (r for r in out if r["budget_q"] == q and r["role"] != "search"):
+            seeds = sorted(set(pick["per_seed"]) & set(other["per_seed"])) if pick else []
+            d, h = mean_ci([pick["per_seed"][s] - other["per_seed"][s] for s in seeds])
+            diffs.append({"budget_q": q, "versus": other["role"], "seeds": len(seeds), "search_minus": d, "ci95_half": h})
+    res = {"plan": a.plan, "gt": a.gt, "rows": out, "search_minus": diffs}
+    fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+    print(f"{'budget':>8} {'role':<10} {'M MACs':>7} {'depth':>5} {'seeds':>5} {'top-1':>8} {'95 % +-':>8}")
     for r in out:
-        t = f"{r['top1']:.2f}" if r["top1"] is not None else "-"
-        h = f"{r['ci95_half']:.2f}" if r["ci95_half"] is not None else "-"
-        print(f"{int(r['budget_q'] * 100):>7}% {r['role']:<10} {r['seeds']:>5} {t:>8} {h:>8}")
+        print(f"{int(r['budget_q'] * 100):>7}% {r['role']:<10} {r['macs'] / 1e6:>7.2f} {r['depth']:>5} {r['seeds']:>5} "
+              f"{fmt(r['top1']):>8} {fmt(r['ci95_half']):>8}")
+    print(f"{'budget':>8} {'search minus':<12} {'seeds':>5} {'top-1':>8} {'95 % +-':>8}")
+    for d in diffs:
+        print(f"{int(d['budget_q'] * 100):>7}% {d['versus']:<12} {d['seeds']:>5} {fmt(d['search_minus']):>8} "
+              f"{fmt(d['ci95_half']):>8}")
     atomic_write_json(a.out, res)
     return 0
 

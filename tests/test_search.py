@@ -98,3 +98,27 @@ def test_evolutionary_search_with_a_supernet_resumes_from_its_journals(tmp_path,
     assert search.main(args) == 0  # resumed: everything scored already, nothing scored again
     assert (tmp_path / "evo" / "journal.r0.jsonl").read_text().splitlines() == journal
     assert json.loads((tmp_path / "picks.json").read_text())["top"] == res["top"]
+
+
+def test_usefulness_report_pairs_seeds(tmp_path):
+    """benchmarks/search_usefulness.py report: the pick minus each alternative, paired by seed, only on the seeds
+    both have."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import search_usefulness
+
+    a, b, c = (x.code for x in iter_sample(OFFICIAL_SPACE, 3, seed=9))
+    plan = {"u1": {"arch": a, "budget_q": 0.3, "budget_macs": 1, "role": "search", "macs": 1},
+            "u2": {"arch": b, "budget_q": 0.3, "budget_macs": 1, "role": "most_macs", "macs": 1},
+            "u3": {"arch": c, "budget_q": 0.3, "budget_macs": 1, "role": "random", "macs": 1}}
+    gt = {"u1": {"arch": a, "acc": 85.0, "per_seed": {"1": 85.0, "2": 86.0, "3": 84.0}},
+          "u2": {"arch": b, "acc": 84.0, "per_seed": {"1": 84.0, "2": 84.0, "3": 84.0}},
+          "u3": {"arch": c, "acc": 80.0, "per_seed": {"2": 80.0}}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    out = tmp_path / "r.json"
+    assert search_usefulness.main(["report", "--plan", str(tmp_path / "plan.json"), "--gt", str(tmp_path / "gt.json"),
+                                   "--out", str(out)]) == 0
+    d = {x["versus"]: x for x in json.loads(out.read_text())["search_minus"]}
+    assert d["most_macs"]["seeds"] == 3 and abs(d["most_macs"]["search_minus"] - 1.0) < 1e-9
+    assert abs(d["most_macs"]["ci95_half"] - 4.30 * 1.0 / 3 ** 0.5) < 1e-9  # differences 1, 2, 0: sd 1
+    assert d["random"]["seeds"] == 1 and d["random"]["search_minus"] == 6.0 and d["random"]["ci95_half"] is None
