@@ -37,7 +37,7 @@ import sys
 sys.path.insert(0, str(ROOT))
 from supernet.archfile import default_shared_dir  # noqa: E402
 from supernet.cli import ArgumentParser, entry_point, positive_int  # noqa: E402
-from supernet.metrics import kendall_tau_b, kendall_within, zero_cost  # noqa: E402
+from supernet.metrics import bootstrap_within_interval, kendall_tau_b, kendall_within, zero_cost  # noqa: E402
 from supernet.groundtruth import network_of  # noqa: E402
 from supernet.space import FMNIST28, parse_code  # noqa: E402
 
@@ -151,10 +151,11 @@ def job_minutes(gt_path: Path) -> dict:
             "cpu_min_mean": float(np.mean(cpu)) if cpu else None}
 
 
-def seed_agreement(gt: dict, same_depth: bool = False) -> float | None:
+def seed_agreement(gt: dict, same_depth: bool = False, interval: bool = False):
     """Kendall tau between two seeds' results over the codes that have both (the first two seeds). With
     ``same_depth``, over the pairs of codes with equal depth only: how much of the file's reproducible
-    order is more than depth (on d8e2 at 46 codes: none, BENCHMARKS.md)."""
+    order is more than depth (on d8e2 at 46 codes: none, BENCHMARKS.md). With ``interval`` (and
+    ``same_depth``): the 95 % bootstrap interval over codes instead, as [lo, hi]."""
     pairs = []
     for v in gt.values():
         per = v.get("per_seed", {})
@@ -166,6 +167,9 @@ def seed_agreement(gt: dict, same_depth: bool = False) -> float | None:
     codes, first, second = zip(*pairs)
     if not same_depth:
         return kendall_tau_b(first, second)
+    if interval:
+        lo, hi = bootstrap_within_interval(first, second, depths(codes))
+        return [lo, hi] if np.isfinite(lo) else None
     tau, n = kendall_within(first, second, depths(codes))
     return tau if n else None
 
@@ -215,7 +219,8 @@ def candidates(paths: list[str], final_codes: int, final_seeds: list[int], sims:
                "code_sd_same_depth": model["code_sd_same_depth"], "macs_tau": kendall_tau_b(free["macs"], accs),
                "depth_tau": kendall_tau_b(free["depth"], accs),
                "seed_tau": seed_agreement(gt),
-               "seed_tau_same_depth": seed_agreement(gt, same_depth=True), **job_minutes(gt_path)}
+               "seed_tau_same_depth": seed_agreement(gt, same_depth=True),
+               "seed_tau_same_depth_ci95": seed_agreement(gt, same_depth=True, interval=True), **job_minutes(gt_path)}
         if against:
             row.update(agreement(gt, as_metric(against, metric)))
         for k in final_seeds:
@@ -278,8 +283,11 @@ def run(a: argparse.Namespace) -> None:
                 field = METRIC_FIELDS[metric]
                 paths = [q for q in paths if all(field in v for v in json.loads(Path(q).read_text()).values())]
             rows += candidates(paths, a.final_codes, seeds, a.sims, a.seed, metric, not a.independent_seeds, ref)
+        for r in rows:  # the interval printed in one column
+            ci = r["seed_tau_same_depth_ci95"]
+            r["same_depth_ci95"] = f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else None
         cols = ["candidate", "metric", "codes", "with_2+_seeds", "acc_min", "acc_max", "seed_sd", "code_sd", "code_sd_same_depth",
-                "macs_tau", "depth_tau", "seed_tau", "seed_tau_same_depth", "cpu_min_median",
+                "macs_tau", "depth_tau", "seed_tau", "seed_tau_same_depth", "same_depth_ci95", "cpu_min_median",
                 *(["ref_codes", "ref_tau", "ref_tau_same_depth", "ref_pairs_same_depth"] if a.against else []),
                 *[f"ceiling_{a.final_codes}x{k}" for k in seeds]]
         print_table(f"candidate protocols: simulated Kendall ceiling of a perfect predictor at {a.final_codes} codes",

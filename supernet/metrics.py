@@ -225,6 +225,23 @@ def kendall_within(x: Sequence[float], y: Sequence[float], groups: Sequence[floa
     return (conc / denom if denom > 0 else float("nan")), int(pairs)
 
 
+def bootstrap_within_interval(x: Sequence[float], y: Sequence[float], groups: Sequence[float], n_boot: int = 1000,
+                              seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval over items of ``kendall_within`` (items resampled with their group; NaN, NaN
+    when undefined): e.g. how sure two seeds' agreement over equal-depth pairs is."""
+    x, y, groups = (np.asarray(v, np.float64) for v in (x, y, groups))
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(x), len(x))
+        taus.append(kendall_within(x[i], y[i], groups[i])[0])
+    taus = [t for t in taus if np.isfinite(t)]
+    if not taus:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(taus, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def concordance_by_gap(pred: Sequence[float], gt: Sequence[float], gap: Sequence[float],
                        bins: Sequence[tuple[float, float]] = ((1, 1), (2, 2), (3, float("inf")))) -> list[dict]:
     """Share of pairs the prediction orders as the ground truth does, over pairs whose ``gap`` (e.g. the

@@ -584,3 +584,16 @@ def test_diagnosis_by_hand():
     d = diagnosis([float(a.depths[2]) for a in archs], codes, [float(a.depth) for a in archs])
     assert d["tau_stage_depth"][2] == pytest.approx(1.0)
     assert len(d["tau_stage_width"]) == 4 and d["equal_depth_pairs"] >= 0
+
+
+def test_within_group_interval_follows_the_agreement():
+    from supernet.metrics import bootstrap_within_interval
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat([14, 17], 15)
+    x = rng.normal(size=30)
+    lo, hi = bootstrap_within_interval(x, x + 0.01 * rng.normal(size=30), groups, n_boot=300)
+    assert lo > 0.8 and hi <= 1.0
+    lo, hi = bootstrap_within_interval(x, rng.normal(size=30), groups, n_boot=300)
+    assert lo < 0 < hi
+    assert all(np.isnan(bootstrap_within_interval([1.0, 2.0], [2.0, 1.0], [1, 2], n_boot=20)))
