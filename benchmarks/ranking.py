@@ -85,6 +85,10 @@ VARIANTS: dict[str, list[str]] = {
     # once-for-all's channel sorting: every epoch, each width's channels reordered by importance (L1 of the
     # weights reading them), so a narrow subnet's first-k slice is the full network's best k
     "sorted": ["sandwich.sort_channels_every=1"],
+    # finetune with the trained full model's channels sorted before the first step and every epoch after:
+    # once-for-all's order (train the full network, sort, then make width elastic)
+    "finetune_sorted": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
+                        "sandwich.sort_channels_every=1"],
     # both: progressive shrinking with the channels sorted every epoch (as once-for-all, before width opens)
     "progressive_sorted": ["progressive.full_until=0.2", "progressive.depth_until=0.6",
                            "sandwich.sort_channels_every=1"],
@@ -104,7 +108,8 @@ VARIANTS: dict[str, list[str]] = {
 # training. Weight sharing makes one supernet's order partly an accident of its seed; averaging seeds removes
 # some of that. ens_half2 spends the default budget (two supernets at half the epochs), ens_seed2 twice it.
 ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
-BASE_CONFIG = {"finetune": "fmnist_finetune.yaml"}  # variants trained from another config than --config
+# variants trained from another config than --config
+BASE_CONFIG = {"finetune": "fmnist_finetune.yaml", "finetune_sorted": "fmnist_finetune.yaml"}
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)

@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
         "bias_pool": 0,  # >0: random subnets are the num_random largest (MACs) of this many samples (1st place)
         "bias_random_every": 3,  # with bias_pool: every N-th step adds one uniform random subnet (0: never)
         "depth_sampling": "uniform",  # uniform | deep: depth d of a stage drawn in proportion to d - min + 1
-        "sort_channels_every": 0,  # >0: every N epochs, channels sorted by importance (once-for-all; 0: never)
+        "sort_channels_every": 0,  # >0: channels sorted by importance every N epochs, and before the first step
+        # when model.init gives trained weights (once-for-all; supernet/sorting.py). 0: never
         "rank_prior": "macs",  # the ranking loss's order: macs | params | zen | naswot | synflow | grad_norm | snip
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
