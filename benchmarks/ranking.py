@@ -85,10 +85,10 @@ VARIANTS: dict[str, list[str]] = {
     # once-for-all's channel sorting: every epoch, each width's channels reordered by importance (L1 of the
     # weights reading them), so a narrow subnet's first-k slice is the full network's best k
     "sorted": ["sandwich.sort_channels_every=1"],
-    # finetune with the trained full model's channels sorted before the first step and every epoch after:
-    # once-for-all's order (train the full network, sort, then make width elastic)
+    # finetune with the trained full model's channels sorted once, before the first step: once-for-all's order
+    # (train the full network, sort its channels by importance, then make width elastic)
     "finetune_sorted": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
-                        "sandwich.sort_channels_every=1"],
+                        "sandwich.sort_channels_at_start=true"],
     # both: progressive shrinking with the channels sorted every epoch (as once-for-all, before width opens)
     "progressive_sorted": ["progressive.full_until=0.2", "progressive.depth_until=0.6",
                            "sandwich.sort_channels_every=1"],

@@ -275,11 +275,11 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
         subnets_of = SandwichAhead(subnets_of)
 
     sort_every = sw["sort_channels_every"] * steps_per_epoch
-    sort_first = bool(m["init"])  # trained weights to start from: sorted before the first step (once-for-all)
+    sort_first = sw["sort_channels_at_start"]
 
     def step_fn(x: paddle.Tensor, y: paddle.Tensor, step: int) -> dict:
         # a pure function of the weights at that step: a resumed run sorts exactly where the uninterrupted one did
-        if sort_every and step % sort_every == 0 and (step or sort_first):
+        if (step == 0 and sort_first) or (sort_every and step and step % sort_every == 0):
             log.info("step %d: channels sorted by importance (%s)", step, sort_channels(model, opt))
         subnets = subnets_of(step=step)
         inplace_distill = sw["inplace_distill"] and step >= distill_from

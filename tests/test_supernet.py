@@ -272,10 +272,10 @@ def test_external_teacher_and_init_from_full_checkpoint(tmp_path):
     out = tmp_path / "sn"
     r = subprocess.run([sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_baseline.yaml"),
                         *TINY, "-o", "train.eval_codes=0", "-o", f"train.output_dir={out}", "-o", f"model.init={ckpt}",
-                        "-o", f"sandwich.teacher={ckpt}", "-o", "sandwich.sort_channels_every=1", "--max_steps", "2"],
+                        "-o", f"sandwich.teacher={ckpt}", "-o", "sandwich.sort_channels_at_start=true", "--max_steps", "2"],
                        env=run_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "step 0: channels sorted by importance" in r.stderr  # trained weights to start from: sorted first
+    assert "step 0: channels sorted by importance" in r.stderr and "step 1: channels" not in r.stderr
     bad = tmp_path / "bad.pdparams"
     paddle.save(ResNet48.from_code(OFFICIAL_SPACE.smallest(), FMNIST28).state_dict(), str(bad))
     r = subprocess.run([sys.executable, str(ROOT / "train_supernet.py"), "-c", str(ROOT / "configs" / "fmnist_baseline.yaml"),
