@@ -79,6 +79,9 @@ VARIANTS: dict[str, list[str]] = {
     # ours: stage depths drawn in proportion to their place in the range, so the last blocks of
     # each stage (under uniform depths: the last of stage 4 in a quarter of the random subnets) train more
     "depth_deep": ["sandwich.depth_sampling=deep"],
+    # ours: width codes drawn in proportion to their narrowness rank (widest 1 : ... : narrowest 7), so narrow
+    # slices, handicapped inside the supernet (docs/ranking.md), train more often as subnets of their own
+    "width_narrow": ["sandwich.width_sampling=narrow"],
     # once-for-all's progressive shrinking: the full network for 20 % of the steps, depth opened from the
     # deepest down at the widest widths until 60 %, then everything (0.85x the default's subnet passes)
     "progressive": ["progressive.full_until=0.2", "progressive.depth_until=0.6"],

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .space import DEPTH_BIASES, SPACES, WIDTH_DIVISORS
+from .space import DEPTH_BIASES, SPACES, WIDTH_BIASES, WIDTH_DIVISORS
 from .zero_cost import PREDICTORS
 
 # Spaces a supernet can train on (the untied one has no shared weights for its residual widths), and
@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "bias_pool": 0,  # >0: random subnets are the num_random largest (MACs) of this many samples (1st place)
         "bias_random_every": 3,  # with bias_pool: every N-th step adds one uniform random subnet (0: never)
         "depth_sampling": "uniform",  # uniform | deep: depth d of a stage drawn in proportion to d - min + 1
+        "width_sampling": "uniform",  # uniform | narrow: width codes drawn in proportion to their narrowness rank
         "sort_channels_every": 0,  # >0: channels sorted by importance every N epochs (supernet/sorting.py; 0: never)
         "sort_channels_at_start": False,  # sort before the first step: for model.init's trained weights (once-for-all)
         "rank_prior": "macs",  # the ranking loss's order: macs | params | zen | naswot | synflow | grad_norm | snip
@@ -224,6 +225,7 @@ SCHEMA: dict[str, tuple] = {
     "sandwich.rank_ramp_epochs": (_NUM, _ge(0)), "sandwich.bias_pool": (_INT, _ge(0)),
     "sandwich.bias_random_every": (_INT, _ge(0)),
     "sandwich.depth_sampling": (_STR, (lambda v: v in DEPTH_BIASES, " or ".join(DEPTH_BIASES))),
+    "sandwich.width_sampling": (_STR, (lambda v: v in WIDTH_BIASES, " or ".join(WIDTH_BIASES))),
     "sandwich.sort_channels_every": (_INT, _ge(0)), "sandwich.sort_channels_at_start": (_BOOL, None),
     "sandwich.rank_prior": (_STR, (lambda v: v in RANK_PRIORS, ", ".join(RANK_PRIORS))),
     "sandwich.teacher": (_STR + (None,), None),

@@ -306,6 +306,7 @@ def count_cost(arch: Arch, cfg: NetConfig = IMAGENET, input_size: int | None = N
 # Search spaces and samplers
 
 DEPTH_BIASES = ("uniform", "deep")
+WIDTH_BIASES = ("uniform", "narrow")
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,9 @@ class SearchSpace:
     Sampling: each free width code uniform over its choices; depth per stage uniform, or with
     ``depth_bias="deep"`` in proportion to its place in the range (2..5 -> 1:2:3:4), so the last blocks
     of a stage are trained more often than under uniform depths (there the last block of stage 4 runs in
-    a quarter of the random subnets, that of stage 3 in a seventh).
+    a quarter of the random subnets, that of stage 3 in a seventh). With ``width_bias="narrow"`` each free
+    width code is drawn in proportion to its place among the choices (widest 1 : ... : narrowest n), so
+    narrow slices train more often as subnets of their own.
     """
 
     name: str
@@ -324,27 +327,36 @@ class SearchSpace:
     tied: bool = True
     depth_ranges: tuple[tuple[int, int], ...] = field(default=DEPTH_RANGES)
     depth_bias: str = "uniform"  # uniform | deep (see DEPTH_BIASES)
+    width_bias: str = "uniform"  # uniform | narrow (see WIDTH_BIASES)
 
     def __post_init__(self) -> None:
         if self.depth_bias not in DEPTH_BIASES:
             raise ValueError(f"depth_bias {self.depth_bias!r} is not one of {', '.join(DEPTH_BIASES)}")
+        if self.width_bias not in WIDTH_BIASES:
+            raise ValueError(f"width_bias {self.width_bias!r} is not one of {', '.join(WIDTH_BIASES)}")
 
     def _depth(self, rng: random.Random, lo: int, hi: int) -> int:
         if self.depth_bias == "uniform":
             return rng.randint(lo, hi)  # the historical draw: uniform runs stay bit-identical
         return rng.choices(range(lo, hi + 1), weights=range(1, hi - lo + 2))[0]
 
+    def _width(self, rng: random.Random, codes: tuple[int, ...]) -> int:
+        if self.width_bias == "uniform":
+            return rng.choice(codes)  # the historical draw: uniform runs stay bit-identical
+        return rng.choices(sorted(codes), weights=range(1, len(codes) + 1))[0]
+
     def sample(self, rng: random.Random) -> Arch:
         depths = tuple(self._depth(rng, lo, hi) for lo, hi in self.depth_ranges)
-        stem = rng.choice(self.stem_codes)
+        w = self._width
+        stem = w(rng, self.stem_codes)
         stages = []
         for s, d in enumerate(depths):
             codes = self.stage_codes[s]
             if self.tied:
-                res = stem if s == 0 else rng.choice(codes)
-                stages.append(tuple((rng.choice(codes), res) for _ in range(d)))
+                res = stem if s == 0 else w(rng, codes)
+                stages.append(tuple((w(rng, codes), res) for _ in range(d)))
             else:
-                stages.append(tuple((rng.choice(codes), rng.choice(codes)) for _ in range(d)))
+                stages.append(tuple((w(rng, codes), w(rng, codes)) for _ in range(d)))
         return Arch(depths=depths, stem=stem, blocks=tuple(stages))
 
     def largest(self) -> Arch:

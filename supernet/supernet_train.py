@@ -215,6 +215,8 @@ def train_supernet(cfg: dict, ctx: Context, resume: bool = False, max_steps: int
     space = get_space(sw["space"])
     if sw["depth_sampling"] != "uniform":
         space = dataclasses.replace(space, name=f"{space.name}+{sw['depth_sampling']}", depth_bias=sw["depth_sampling"])
+    if sw["width_sampling"] != "uniform":
+        space = dataclasses.replace(space, name=f"{space.name}+{sw['width_sampling']}", width_bias=sw["width_sampling"])
     rules, group = fewshot.parse_rules(cfg["fewshot"]["split_on"]), cfg["fewshot"]["group"]
     if group is not None:
         if not rules:

@@ -180,6 +180,26 @@ def test_deep_depth_sampling_trains_the_last_blocks_more_and_uniform_is_unchange
         dataclasses.replace(FULL_SPACE, depth_bias="shallow")
 
 
+def test_narrow_width_sampling_favours_narrow_codes_and_keeps_the_tying():
+    import dataclasses
+    import random
+
+    from supernet.space import OFFICIAL_SPACE
+
+    narrow = dataclasses.replace(FULL_SPACE, width_bias="narrow")
+    rng = random.Random(5)
+    archs = [narrow.sample(rng) for _ in range(3000)]
+    assert all(FULL_SPACE.contains(a) and a.is_tied for a in archs)
+    stems = [a.stem for a in archs]
+    share = lambda c: stems.count(c) / len(stems)  # noqa: E731
+    assert abs(share(7) - 7 / 28) < 0.03 and abs(share(1) - 1 / 28) < 0.015  # codes 1..7 weighted 1..7
+    small = dataclasses.replace(OFFICIAL_SPACE, width_bias="narrow")  # stage 1-2 choices 1-3: weights 1:2:3
+    stage1 = [c for a in (small.sample(rng) for _ in range(3000)) for c, _ in a.blocks[0]]
+    assert abs(stage1.count(3) / len(stage1) - 0.5) < 0.03
+    with pytest.raises(ValueError, match="width_bias"):
+        dataclasses.replace(FULL_SPACE, width_bias="wide")
+
+
 def test_rank_weight_ramp():
     from supernet.supernet_train import rank_weight_at
 
@@ -363,7 +383,8 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
                        ("zen", ["sandwich.rank_weight=1.0", "sandwich.rank_prior=zen"]),
                        ("ramped", ["sandwich.rank_weight=1.0", "sandwich.rank_ramp_epochs=2"]),
                        ("biased", ["sandwich.bias_pool=50"]), ("deep", ["sandwich.depth_sampling=deep"]),
-                       ("uniform", ["sandwich.depth_sampling=uniform"])):
+                       ("narrow", ["sandwich.width_sampling=narrow"]),
+                       ("uniform", ["sandwich.depth_sampling=uniform", "sandwich.width_sampling=uniform"])):
         cfg = load_config(ROOT / "configs" / "fmnist_sandwich.yaml",
                           tiny + over + ["train.eval_codes=0", "train.epochs=1", f"train.output_dir={tmp_path / name}"])
         train_supernet(cfg, ctx)
@@ -375,7 +396,8 @@ def test_rank_weight_changes_training_and_zero_is_the_plain_recipe(tmp_path):
     first = next(iter(weights["plain"]))
     assert np.array_equal(weights["zero"][first].numpy(), weights["plain"][first].numpy())
     assert any(not np.array_equal(weights["ranked"][k].numpy(), v.numpy()) for k, v in weights["plain"].items())
-    for switched, base in (("zen", "ranked"), ("ramped", "ranked"), ("biased", "plain"), ("deep", "plain")):
+    for switched, base in (("zen", "ranked"), ("ramped", "ranked"), ("biased", "plain"), ("deep", "plain"),
+                           ("narrow", "plain")):
         assert any(not np.array_equal(weights[switched][k].numpy(), v.numpy()) for k, v in weights[base].items()), \
             f"{switched} trained the same weights as {base}"
 
