@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--weight_decay", type=nonneg_float)
     r.add_argument("--label_smoothing", type=fraction)
     r.add_argument("--width_divisor", type=int, choices=WIDTH_DIVISORS,
-                   help="proxy width divisor (default 4 for fmnist, 1 for imagenet)")
+                   help="proxy width divisor (default 8 for fmnist, 1 for imagenet)")
     r.add_argument("--train_images", type=positive_int, help="train on a fixed, seeded subset of this many images")
     r.add_argument("--val_images", type=positive_int, help="evaluate on a fixed, seeded subset")
     r.add_argument("--num_workers", type=nonneg_int, default=4)

@@ -246,6 +246,7 @@ CASES = [
      "--resume"),
     ("proxy-gt-missing", run_proxy.main, ["--gt", f"{P}/nope.json"], "--gt"),
     ("proxy-val-zero", run_proxy.main, ["--val-images", "0"], "--val-images"),
+    ("proxy-full-model-missing", run_proxy.main, ["--full-model", f"{P}/nope.pdparams"], "--full-model"),
     ("proxy-gt-other-network", run_proxy.main, ["--gt", f"{P}/gt_v2.json", "--out", f"{P}/proxy"],
      "width_divisor 8 vs 4"),
     ("blend-one-input", blend.main, [f"{P}/b.json", f"{P}/scores.json"], "at least two"),

@@ -19,10 +19,15 @@ def test_run_proxy_end_to_end(tmp_path):
     out = tmp_path / "proxy"
     cmd = [sys.executable, str(ROOT / "run_proxy.py"), "-o", "data.train_images=256", "-o", "train.epochs=1",
            "-o", "train.batch_size=64", "--val-images", "100", "--calib-batches", "1", "--gt", str(dev_gt),
-           "--out", str(out)]
+           "--out", str(out), "--full-train-images", "512"]
     r = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    for name in ("supernet/supernet.pdparams", "eval/submission.json", "rank_corr.json", "scatter.png"):
+    # the default recipe: the full network trained standalone first, then the supernet started from it and
+    # distilled from it
+    saved = (out / "supernet" / "supernet.yaml").read_text()
+    assert str(out / "full_model" / "model.pdparams") in saved and "teacher: " + str(out / "full_model") in saved
+    for name in ("full_model/model.pdparams", "supernet/supernet.pdparams", "eval/submission.json", "rank_corr.json",
+                 "scatter.png"):
         assert (out / name).is_file(), name
     report = json.loads((out / "rank_corr.json").read_text())
     assert report["n"] == len(json.loads(dev_gt.read_text()))
@@ -36,3 +41,4 @@ def test_run_proxy_end_to_end(tmp_path):
     assert r2.returncode == 0, r2.stderr[-3000:]
     n = len(json.loads(dev_gt.read_text()))
     assert "already holds this run's final weights" in r2.stderr and f"{n} already done" in r2.stderr
+    assert "already holds the trained full network" in r2.stderr
