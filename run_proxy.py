@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     submission = out / "eval" / "submission.json"
 
     outputs = {"supernet": ckpt, "submission": submission, "training log": out / "supernet" / "log.jsonl"}
+    if a.full_model != "none":
+        outputs = {"full network": Path(cfg["model"]["init"]), **outputs}
     if gt is not None:
         log.info("[5/5] rank correlation against %s", gt)
         zc_dir = out / "zero_cost"  # the floor: the best zero-cost predictor on these codes (~0.5 s per code)
