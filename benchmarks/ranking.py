@@ -92,6 +92,11 @@ VARIANTS: dict[str, list[str]] = {
     # (train the full network, sort its channels by importance, then make width elastic)
     "finetune_sorted": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
                         "sandwich.sort_channels_at_start=true"],
+    # finetune with depth_deep's or width_narrow's sampling: the best recipe with each sampling lever
+    "finetune_deep": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
+                      "sandwich.depth_sampling=deep"],
+    "finetune_narrow": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
+                        "sandwich.width_sampling=narrow"],
     # both: progressive shrinking with the channels sorted every epoch (as once-for-all, before width opens)
     "progressive_sorted": ["progressive.full_until=0.2", "progressive.depth_until=0.6",
                            "sandwich.sort_channels_every=1"],
@@ -112,7 +117,8 @@ VARIANTS: dict[str, list[str]] = {
 # some of that. ens_half2 spends the default budget (two supernets at half the epochs), ens_seed2 twice it.
 ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
 # variants trained from another config than --config
-BASE_CONFIG = {"finetune": "fmnist_finetune.yaml", "finetune_sorted": "fmnist_finetune.yaml"}
+BASE_CONFIG = {name: "fmnist_finetune.yaml"
+               for name in ("finetune", "finetune_sorted", "finetune_deep", "finetune_narrow")}
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
