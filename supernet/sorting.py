@@ -16,7 +16,6 @@ Two kinds of channel groups are sorted:
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +23,6 @@ import paddle
 import paddle.nn as nn
 
 from .resnet import BasicBlock, SuperNet
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
