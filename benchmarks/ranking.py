@@ -97,6 +97,8 @@ VARIANTS: dict[str, list[str]] = {
                       "sandwich.depth_sampling=deep"],
     "finetune_narrow": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
                         "sandwich.width_sampling=narrow"],
+    "finetune_deep_narrow": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
+                             "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
     # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
     # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly
     "finetune_seed1": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
@@ -122,7 +124,8 @@ VARIANTS: dict[str, list[str]] = {
 ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
 # variants trained from another config than --config
 BASE_CONFIG = {name: "fmnist_finetune.yaml"
-               for name in ("finetune", "finetune_sorted", "finetune_deep", "finetune_narrow", "finetune_seed1")}
+               for name in ("finetune", "finetune_sorted", "finetune_deep", "finetune_narrow", "finetune_deep_narrow",
+                            "finetune_seed1")}
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
