@@ -50,6 +50,7 @@ import rank_corr  # noqa: E402
 # Overrides on configs/fmnist_sandwich.yaml. The default once sampled from the 45k list; the
 # recipes measured with that sampling say so explicitly, so their trained supernets are still recognised.
 _45K = "sandwich.space=official45k"
+_FT = ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}"]  # finetune's
 VARIANTS: dict[str, list[str]] = {
     "default": [],  # largest + smallest + 2 random (uniform over the full space), in-place KD
     "space_45k": [_45K],  # the same with random subnets from the official 45k distribution
@@ -88,21 +89,6 @@ VARIANTS: dict[str, list[str]] = {
     # once-for-all's channel sorting: every epoch, each width's channels reordered by importance (L1 of the
     # weights reading them), so a narrow subnet's first-k slice is the full network's best k
     "sorted": ["sandwich.sort_channels_every=1"],
-    # finetune with the trained full model's channels sorted once, before the first step: once-for-all's order
-    # (train the full network, sort its channels by importance, then make width elastic)
-    "finetune_sorted": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
-                        "sandwich.sort_channels_at_start=true"],
-    # finetune with depth_deep's or width_narrow's sampling: the best recipe with each sampling lever
-    "finetune_deep": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
-                      "sandwich.depth_sampling=deep"],
-    "finetune_narrow": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
-                        "sandwich.width_sampling=narrow"],
-    "finetune_deep_narrow": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
-                             "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
-    # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
-    # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly
-    "finetune_seed1": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}",
-                       "train.seed=1"],
     # both: progressive shrinking with the channels sorted every epoch (as once-for-all, before width opens)
     "progressive_sorted": ["progressive.full_until=0.2", "progressive.depth_until=0.6",
                            "sandwich.sort_channels_every=1"],
@@ -111,7 +97,17 @@ VARIANTS: dict[str, list[str]] = {
     "long": ["data.train_images=null"],
     # 1st place: fine-tune from a trained full model with it as frozen teacher (configs/fmnist_finetune.yaml);
     # the full model is trained standalone first (pretrain.py, the GT protocol), its cost reported apart
-    "finetune": ["train.epochs={epochs_third}", "model.init={full_model}", "sandwich.teacher={full_model}"],
+    "finetune": _FT,
+    # finetune with the trained full model's channels sorted once, before the first step: once-for-all's order
+    # (train the full network, sort its channels by importance, then make width elastic)
+    "finetune_sorted": [*_FT, "sandwich.sort_channels_at_start=true"],
+    # finetune with depth_deep's or width_narrow's sampling: the best recipe with each sampling lever
+    "finetune_deep": [*_FT, "sandwich.depth_sampling=deep"],
+    "finetune_narrow": [*_FT, "sandwich.width_sampling=narrow"],
+    "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
+    # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
+    # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly
+    "finetune_seed1": [*_FT, "train.seed=1"],
     # the default recipe from other training seeds (init, data order, sampled subnets), and at half the epochs:
     # the members of the ensembles below, and a measure of how much a supernet's ranking owes to its seed
     "seed1": ["train.seed=1"],
