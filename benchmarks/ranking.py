@@ -105,6 +105,8 @@ VARIANTS: dict[str, list[str]] = {
     "finetune_deep": [*_FT, "sandwich.depth_sampling=deep"],
     "finetune_narrow": [*_FT, "sandwich.width_sampling=narrow"],
     "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
+    # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
+    "finetune_long": ["train.epochs={epochs_minus_2}", "model.init={full_model}", "sandwich.teacher={full_model}"],
     # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
     # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly
     "finetune_seed1": [*_FT, "train.seed=1"],
@@ -119,9 +121,7 @@ VARIANTS: dict[str, list[str]] = {
 # some of that. ens_half2 spends the default budget (two supernets at half the epochs), ens_seed2 twice it.
 ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
 # variants trained from another config than --config
-BASE_CONFIG = {name: "fmnist_finetune.yaml"
-               for name in ("finetune", "finetune_sorted", "finetune_deep", "finetune_narrow", "finetune_deep_narrow",
-                            "finetune_seed1")}
+BASE_CONFIG = {name: "fmnist_finetune.yaml" for name in VARIANTS if name.startswith("finetune")}
 FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
