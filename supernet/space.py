@@ -9,10 +9,8 @@ ones are ``00``. The 51-character form (without the image-size digit) is accepte
 """
 from __future__ import annotations
 
-import dataclasses
-
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 from .cli import clip
@@ -224,7 +222,7 @@ NETWORKS = {"imagenet": IMAGENET, "fmnist": FMNIST28, "fmnist28": FMNIST28}
 def network(name: str, width_divisor: int | None = None) -> NetConfig:
     """The NetConfig of a named network, at ``width_divisor`` (default: the network's own)."""
     base = NETWORKS[name]
-    return dataclasses.replace(base, width_divisor=width_divisor or base.width_divisor)
+    return replace(base, width_divisor=width_divisor or base.width_divisor)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from .bn_calib import calibration_set, preserved_bn_stats, recalibrate
 from .config import dump, load_config, non_default
 from .data import build_loaders
 from .resnet import ResNet48, SuperNet, load_weights
-from .sorting import sort_channels
 from .runtime import Context, JsonLog, atomic_write_bytes, ranks_agree
+from .sorting import sort_channels
 from .space import IMAGENET, Arch, NetConfig, SearchSpace, count_cost, get_space, network, parse_code
 from .train import (Amp, FitConfig, WarmupCosine, build_optimizer, evaluate, evaluate_metrics, fit,
                     soft_cross_entropy, zero_init_last_bn)
