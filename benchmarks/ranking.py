@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import blend  # noqa: E402
 import eval_subnets  # noqa: E402
 import rank_corr  # noqa: E402
+import run_proxy  # noqa: E402
 
 # Overrides on configs/fmnist_sandwich.yaml. The default once sampled from the 45k list; the
 # recipes measured with that sampling say so explicitly, so their trained supernets are still recognised.
@@ -122,7 +123,6 @@ VARIANTS: dict[str, list[str]] = {
 ENSEMBLES: dict[str, list[str]] = {"ens_seed2": ["default", "seed1"], "ens_half2": ["half", "half_seed1"]}
 # variants trained from another config than --config
 BASE_CONFIG = {name: "fmnist_finetune.yaml" for name in VARIANTS if name.startswith("finetune")}
-FULL_CODE = "1558511111111111111111111111111111111111111111111111"  # the widest, deepest network
 CALIB = [0, 1, 4, 16]
 RANK_BY = ["top1", "loss"]  # each scoring run is reported both ways (eval_subnets.py --rank-by)
 
@@ -191,10 +191,7 @@ def full_model(work: Path) -> tuple[Path, float]:
     if path.is_file():
         return path, float(json.loads(minutes.read_text())["minutes"]) if minutes.is_file() else float("nan")
     t = time.time()
-    r = subprocess.run([sys.executable, str(ROOT / "pretrain.py"), "run", "--arch", FULL_CODE, "--output_dir",
-                        str(out), "--resume"])
-    if r.returncode or not path.is_file():
-        raise SystemExit(f"pretrain.py failed for the full model (exit {r.returncode}); see {out}")
+    run_proxy.full_model(out, FMNIST28.width_divisor, None, None)  # the main command's own full network
     m = (time.time() - t) / 60
     minutes.write_text(json.dumps({"minutes": m}) + "\n")
     return path, m
