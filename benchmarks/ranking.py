@@ -105,6 +105,11 @@ VARIANTS: dict[str, list[str]] = {
     # finetune with depth_deep's or width_narrow's sampling: the best recipe with each sampling lever
     "finetune_deep": [*_FT, "sandwich.depth_sampling=deep"],
     "finetune_narrow": [*_FT, "sandwich.width_sampling=narrow"],
+    # finetune with a ranking loss towards the depth order (a code-derived prior shaping training, as the 3rd
+    # place's FLOPs rank loss; finetune is the same recipe without it): codes of equal depth tie, so the order
+    # within a depth stays the supernet's own; with the MACs prior for comparison
+    "finetune_rank_depth": [*_FT, "sandwich.rank_weight=1.0", "sandwich.rank_prior=depth"],
+    "finetune_rank_macs": [*_FT, "sandwich.rank_weight=1.0", "sandwich.rank_prior=macs"],
     "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
     # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
     "finetune_long": ["train.epochs={epochs_minus_2}", "model.init={full_model}", "sandwich.teacher={full_model}"],

@@ -19,9 +19,10 @@ from .space import DEPTH_BIASES, SPACES, WIDTH_BIASES, WIDTH_DIVISORS
 from .zero_cost import PREDICTORS
 
 # Spaces a supernet can train on (the untied one has no shared weights for its residual widths), and
-# the ranking loss's priors: ln MACs, ln params, or a zero-cost predictor (supernet/zero_cost.py).
+# the ranking loss's priors: ln MACs, ln params, ln depth (blocks; equal depths are ties, so it orders
+# only codes of different depth), or a zero-cost predictor (supernet/zero_cost.py).
 TRAINABLE_SPACES = tuple(name for name, s in SPACES.items() if s.tied)
-RANK_PRIORS = ("macs", "params", *PREDICTORS)
+RANK_PRIORS = ("macs", "params", "depth", *PREDICTORS)
 
 DEFAULTS: dict[str, Any] = {
     "model": {
@@ -77,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
         "width_sampling": "uniform",  # uniform | narrow: width codes drawn in proportion to their narrowness rank
         "sort_channels_every": 0,  # >0: channels sorted by importance every N epochs (supernet/sorting.py; 0: never)
         "sort_channels_at_start": False,  # sort before the first step: for model.init's trained weights (once-for-all)
-        "rank_prior": "macs",  # the ranking loss's order: macs | params | zen | naswot | synflow | grad_norm | snip
+        "rank_prior": "macs",  # the ranking loss's order: macs | params | depth | zen | naswot | synflow | grad_norm | snip
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },

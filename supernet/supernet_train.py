@@ -155,12 +155,15 @@ LOG_SCALE_PRIORS = ("zen", "naswot")  # already logarithms; the others are posit
 
 def rank_prior(name: str, cfg: NetConfig, batch: tuple | None = None, seed: int = 0):
     """arch -> the ranking loss's prior on a log scale, computed once per code (cached): ln MACs,
-    ln params, or a zero-cost predictor of the standalone network at random init (supernet/zero_cost.py;
+    ln params, ln depth (the number of blocks: codes of equal depth tie, so the loss leaves their order
+    to the supernet), or a zero-cost predictor of the standalone network at random init (supernet/zero_cost.py;
     ``batch`` is the labelled batch NASWOT, grad-norm and SNIP need). Paddle's global random state is
     restored after each computation, so training (and its exact resume) is unaffected."""
     def value(arch: Arch) -> float:
         if name in ("macs", "params"):
             return math.log(float(getattr(count_cost(arch, cfg), name)))
+        if name == "depth":
+            return math.log(float(sum(arch.depths)))
         state = paddle.get_rng_state()
         try:
             shape = [len(batch[1]) if batch is not None else 16, cfg.in_channels, cfg.input_size, cfg.input_size]
