@@ -117,6 +117,11 @@ VARIANTS: dict[str, list[str]] = {
                                          "sandwich.rank_prior=depth", "train.seed=1"],
     "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
     # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
+    # finetune sampling its random subnets from the 45k list's distribution (stages 1-3 wide, stage 4 any width):
+    # the narrow stage-4 slices train in the company they are scored in
+    "finetune_45k": [*_FT, _45K],
+    # finetune with the frozen teacher's soft targets only (fmnist_finetune.yaml mixes in half hard labels)
+    "finetune_kd_only": [*_FT, "sandwich.distill_weight=1.0"],
     "finetune_long": ["train.epochs={epochs_minus_2}", "model.init={full_model}", "sandwich.teacher={full_model}"],
     # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
     # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly
