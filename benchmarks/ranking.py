@@ -115,6 +115,10 @@ VARIANTS: dict[str, list[str]] = {
                                    "sandwich.rank_prior=depth"],
     "finetune_rank_depth_strong_seed1": [*_FT, "sandwich.rank_weight=2.0", "sandwich.rank_margin=0.2",
                                          "sandwich.rank_prior=depth", "train.seed=1"],
+    # narrow widths pushed harder (width codes weighted by the square of their narrowness rank), and finetune at
+    # 2.5x its learning rate (the narrow slices move further from the full network's)
+    "finetune_narrowest": [*_FT, "sandwich.width_sampling=narrowest"],
+    "finetune_lr_high": [*_FT, "train.lr=0.05"],
     "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
     # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
     # finetune sampling its random subnets from the 45k list's distribution (stages 1-3 wide, stage 4 any width):

@@ -196,6 +196,9 @@ def test_narrow_width_sampling_favours_narrow_codes_and_keeps_the_tying():
     small = dataclasses.replace(OFFICIAL_SPACE, width_bias="narrow")  # stage 1-2 choices 1-3: weights 1:2:3
     stage1 = [c for a in (small.sample(rng) for _ in range(3000)) for c, _ in a.blocks[0]]
     assert abs(stage1.count(3) / len(stage1) - 0.5) < 0.03
+    narrowest = dataclasses.replace(FULL_SPACE, width_bias="narrowest")  # weights 1:4:...:49 (sum 140)
+    stems = [narrowest.sample(rng).stem for _ in range(3000)]
+    assert abs(stems.count(7) / len(stems) - 49 / 140) < 0.03 and stems.count(1) / len(stems) < 0.02
     with pytest.raises(ValueError, match="width_bias"):
         dataclasses.replace(FULL_SPACE, width_bias="wide")
 
