@@ -119,6 +119,8 @@ VARIANTS: dict[str, list[str]] = {
     # 2.5x its learning rate (the narrow slices move further from the full network's)
     "finetune_narrowest": [*_FT, "sandwich.width_sampling=narrowest"],
     "finetune_lr_high": [*_FT, "train.lr=0.05"],
+    "finetune_lr_higher": [*_FT, "train.lr=0.1"],  # the from-scratch recipe's peak
+    "finetune_lr_high_narrow": [*_FT, "train.lr=0.05", "sandwich.width_sampling=narrow"],
     "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
     # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
     # finetune sampling its random subnets from the 45k list's distribution (stages 1-3 wide, stage 4 any width):
