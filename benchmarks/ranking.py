@@ -107,27 +107,25 @@ VARIANTS: dict[str, list[str]] = {
     "finetune_narrow": [*_FT, "sandwich.width_sampling=narrow"],
     # finetune with a ranking loss towards the depth order (a code-derived prior shaping training, as the 3rd
     # place's FLOPs rank loss; finetune is the same recipe without it): codes of equal depth tie, so the order
-    # within a depth stays the supernet's own; with the MACs prior for comparison
+    # within a depth stays the supernet's own
     "finetune_rank_depth": [*_FT, "sandwich.rank_weight=1.0", "sandwich.rank_prior=depth"],
-    "finetune_rank_macs": [*_FT, "sandwich.rank_weight=1.0", "sandwich.rank_prior=macs"],
     # the depth prior at twice the weight and ten times the margin (a block more at depth 16: 0.012 lower CE)
     "finetune_rank_depth_strong": [*_FT, "sandwich.rank_weight=2.0", "sandwich.rank_margin=0.2",
                                    "sandwich.rank_prior=depth"],
-    "finetune_rank_depth_strong_seed1": [*_FT, "sandwich.rank_weight=2.0", "sandwich.rank_margin=0.2",
-                                         "sandwich.rank_prior=depth", "train.seed=1"],
     # narrow widths pushed harder (width codes weighted by the square of their narrowness rank), and finetune at
     # 2.5x its learning rate (the narrow slices move further from the full network's)
     "finetune_narrowest": [*_FT, "sandwich.width_sampling=narrowest"],
     "finetune_lr_high": [*_FT, "train.lr=0.05"],
     "finetune_lr_higher": [*_FT, "train.lr=0.1"],  # the from-scratch recipe's peak
     "finetune_lr_high_narrow": [*_FT, "train.lr=0.05", "sandwich.width_sampling=narrow"],
+    "finetune_lr_high_narrow_seed1": [*_FT, "train.lr=0.05", "sandwich.width_sampling=narrow", "train.seed=1"],
     "finetune_deep_narrow": [*_FT, "sandwich.depth_sampling=deep", "sandwich.width_sampling=narrow"],
-    # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
     # finetune sampling its random subnets from the 45k list's distribution (stages 1-3 wide, stage 4 any width):
     # the narrow stage-4 slices train in the company they are scored in
     "finetune_45k": [*_FT, _45K],
     # finetune with the frozen teacher's soft targets only (fmnist_finetune.yaml mixes in half hard labels)
     "finetune_kd_only": [*_FT, "sandwich.distill_weight=1.0"],
+    # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
     "finetune_long": ["train.epochs={epochs_minus_2}", "model.init={full_model}", "sandwich.teacher={full_model}"],
     # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
     # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly

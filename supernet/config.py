@@ -75,10 +75,10 @@ DEFAULTS: dict[str, Any] = {
         "bias_pool": 0,  # >0: random subnets are the num_random largest (MACs) of this many samples (1st place)
         "bias_random_every": 3,  # with bias_pool: every N-th step adds one uniform random subnet (0: never)
         "depth_sampling": "uniform",  # uniform | deep: depth d of a stage drawn in proportion to d - min + 1
-        "width_sampling": "uniform",  # uniform | narrow: width codes drawn in proportion to their narrowness rank
+        "width_sampling": "uniform",  # uniform | narrow | narrowest: drawn by (the square of) the narrowness rank
         "sort_channels_every": 0,  # >0: channels sorted by importance every N epochs (supernet/sorting.py; 0: never)
         "sort_channels_at_start": False,  # sort before the first step: for model.init's trained weights (once-for-all)
-        "rank_prior": "macs",  # the ranking loss's order: macs | params | depth | zen | naswot | synflow | grad_norm | snip
+        "rank_prior": "macs",  # the ranking loss's order: one of RANK_PRIORS (macs, params, depth, zero-cost)
         "teacher": None,  # external frozen teacher: a standalone checkpoint (official names)
         "teacher_code": None,  # its arch (default: the full network)
     },
