@@ -18,17 +18,16 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ranking_table import read_results, same_ruler  # noqa: E402
+
 GAPS = ("1", "2", "3+")
 
 
 def collect(results: list[dict], recipes: list[str], k: int = 4, rank_by: str = "loss") -> dict[str, dict]:
     """name -> {"concordant": [gap 1, 2, 3+], "stage_depth": [4], "stage_width": [4]} for depth, the
     recipes (in order) and the ground truth. ValueError names what is missing or mixed."""
-    truths = {r.get("gt_sha256") or (r.get("gt_file"), r.get("gt_entries")) for r in results}
-    excludes = {(r.get("args") or {}).get("exclude") for r in results}
-    if len(truths) > 1 or len(excludes) > 1:
-        raise ValueError("the results were measured on different ground truths or held-out sets; "
-                         "a diagnosis compares rankings of the same codes only")
+    same_ruler(results)
     found: dict[str, dict] = {}
     for r in results:  # a later file's recipe replaces an earlier one's
         for v in recipes:
@@ -113,15 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {a.out}: its numbers would overwrite the input {numbers}; name another picture",
               file=sys.stderr)
         return 2
-    results = []
-    for f in a.results:
-        try:
-            results.append(json.loads(Path(f).read_text()))
-        except (OSError, ValueError) as e:
-            print(f"error: {f}: not a readable ranking.py result ({e})", file=sys.stderr)
-            return 2
     try:
-        rows = collect(results, [r for r in a.recipes.split(",") if r], a.k, a.rank_by)
+        rows = collect(read_results(a.results), [r for r in a.recipes.split(",") if r], a.k, a.rank_by)
     except (ValueError, KeyError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -30,19 +30,36 @@ def _same_depth(rows: dict, metrics: list[str]) -> str:
     return " / ".join("—" if v is None else f"{v:+.2f}" for v in vals)
 
 
+def read_results(paths: list[str]) -> list[dict]:
+    """The parsed ranking.py result files; ValueError naming the first unreadable one."""
+    results = []
+    for f in paths:
+        try:
+            results.append(json.loads(Path(f).read_text()))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{f}: not a readable ranking.py result ({e})") from None
+    return results
+
+
+def same_ruler(results: list[dict]) -> None:
+    """ValueError unless every result ranks the same ground-truth codes (file, entries, held-out set and,
+    where recorded, their sha256): rows of different rulers are never put side by side."""
+    truths = {(r.get("gt_file"), r.get("gt_entries"), (r.get("args") or {}).get("exclude")) for r in results}
+    if len(truths) > 1:
+        raise ValueError(f"the results rank different ground-truth files ({sorted(map(str, truths))})")
+    shas = {(r.get("gt_sha256"), r.get("exclude_sha256")) for r in results if r.get("gt_sha256")}
+    if len(shas) > 1:  # the same name, other contents (a GT file that grew between the runs)
+        raise ValueError("the results were measured on ground-truth (or held-out) files of different contents "
+                         f"(sha256 {', '.join(sorted(str(s[0])[:12] for s in shas))})")
+
+
 def table(results: list[dict], k: int = 4, only: list[str] | None = None) -> str:
     """Markdown: the recipes' rows (those named in ``only``, in its order, when given), then the floor.
     ValueError for results of different ground truths and for rows that are not there."""
     lines: dict[tuple[str, str], dict[str, dict]] = {}  # (variant, rank_by) -> gt_metric -> row
     order: list[tuple[str, str]] = []
     details: dict = {}
-    truths = {(r.get("gt_file"), r.get("gt_entries"), (r.get("args") or {}).get("exclude")) for r in results}
-    if len(truths) > 1:  # (file, entries, held-out codes): rows of different rulers are never mixed
-        raise ValueError(f"the results rank different ground-truth files ({sorted(map(str, truths))})")
-    shas = {(r.get("gt_sha256"), r.get("exclude_sha256")) for r in results if r.get("gt_sha256")}
-    if len(shas) > 1:  # the same name, other contents (a GT file that grew between the runs)
-        raise ValueError("the results were measured on ground-truth (or held-out) files of different contents "
-                         f"(sha256 {', '.join(sorted(str(s[0])[:12] for s in shas))})")
+    same_ruler(results)
     for res in results:
         details.update(res["details"])
         for row in res["rows"]:
@@ -102,15 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=4, help="BN calibration K of the rows shown")
     p.add_argument("--rows", help="comma-separated recipes to show, in this order (e.g. default,finetune,default+depth)")
     a = p.parse_args(argv)
-    results = []
-    for f in a.results:
-        try:
-            results.append(json.loads(Path(f).read_text()))
-        except (OSError, ValueError) as e:
-            print(f"error: {f}: not a readable ranking.py result ({e})", file=sys.stderr)
-            return 2
     try:
-        print(table(results, a.k, [r for r in (a.rows or "").split(",") if r]))
+        print(table(read_results(a.results), a.k, [r for r in (a.rows or "").split(",") if r]))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ def test_main_writes_picture_and_numbers_and_refuses_bad_input(tmp_path, capsys)
     assert out.stat().st_size > 1000
     assert list(json.loads(out.with_suffix(".json").read_text())["rows"]) == ["depth", "a", "b", "ground truth"]
     capsys.readouterr()
-    cases = [([str(a), str(other), "--recipes", "a,b"], "different ground truths"),
+    cases = [([str(a), str(other), "--recipes", "a,b"], "different contents"),
              ([str(a), "--recipes", "a,c"], "no diagnosis for c"),
              ([str(tmp_path / "missing.json"), "--recipes", "a"], "missing.json"),
              ([str(a), "--recipes", "a", "--out", str(tmp_path / "a.png")], "would overwrite the input"),
