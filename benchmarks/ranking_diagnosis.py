@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         plot(rows, out)
-        numbers.write_text(json.dumps({"k": a.k, "rank_by": a.rank_by, "inputs": a.results,
-                                                        "rows": rows}, indent=1) + "\n")
+        record = {"k": a.k, "rank_by": a.rank_by, "inputs": a.results, "rows": rows}
+        numbers.write_text(json.dumps(record, indent=1) + "\n")
     except OSError as e:
         print(f"error: --out {a.out}: cannot write ({e.strerror or e})", file=sys.stderr)
         return 2
