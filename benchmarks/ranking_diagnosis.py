@@ -38,9 +38,12 @@ def collect(results: list[dict], recipes: list[str], k: int = 4, rank_by: str = 
     if missing:
         raise ValueError(f"no diagnosis for {', '.join(missing)} at K = {k} ranked by {rank_by} in these files")
     first = found[recipes[0]]
-    out = {"depth": _pick(first["depth"])}
-    out.update({v: _pick(found[v]["prediction"]) for v in recipes})
-    out["ground truth"] = _pick(first["ground_truth"])
+    try:
+        out = {"depth": _pick(first["depth"])}
+        out.update({v: _pick(found[v]["prediction"]) for v in recipes})
+        out["ground truth"] = _pick(first["ground_truth"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"a diagnosis in these files lacks {e} (written by an older ranking.py?)") from None
     return out
 
 
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         rows = collect(read_results(a.results), [r for r in a.recipes.split(",") if r], a.k, a.rank_by)
-    except (ValueError, KeyError, TypeError) as e:
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(table(rows))

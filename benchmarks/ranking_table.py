@@ -35,9 +35,12 @@ def read_results(paths: list[str]) -> list[dict]:
     results = []
     for f in paths:
         try:
-            results.append(json.loads(Path(f).read_text()))
+            data = json.loads(Path(f).read_text())
         except (OSError, ValueError) as e:
             raise ValueError(f"{f}: not a readable ranking.py result ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("details"), dict) or "rows" not in data:
+            raise ValueError(f"{f}: not a ranking.py result (it has no rows and details)")
+        results.append(data)
     return results
 
 

@@ -19,7 +19,8 @@ def _result(variant: str, conc: list[float], sha: str = "abc") -> dict:
     diag = {"prediction": _diag(conc, [0.2] * 4, [-0.2] * 4),
             "ground_truth": {"tau_stage_depth": [0.25] * 4, "tau_stage_width": [0.0] * 4, "tau_depth": 0.6},
             "depth": _diag([0.63, 0.73, 0.91], [0.3] * 4, [-0.1] * 4)}
-    return {"gt_sha256": sha, "args": {"exclude": None}, "details": {f"{variant}_k4_loss": {"diagnosis": diag}}}
+    return {"gt_sha256": sha, "args": {"exclude": None}, "rows": [],
+            "details": {f"{variant}_k4_loss": {"diagnosis": diag}}}
 
 
 def test_rows_in_order_depth_first_truth_last_and_a_later_file_wins():
@@ -38,6 +39,10 @@ def test_main_writes_picture_and_numbers_and_refuses_bad_input(tmp_path, capsys)
     a.write_text(json.dumps(_result("a", [0.5, 0.6, 0.8])))
     b.write_text(json.dumps(_result("b", [0.6, 0.7, 0.9])))
     other.write_text(json.dumps(_result("b", [0.6, 0.7, 0.9], sha="def")))
+    old = _result("a", [0.5, 0.6, 0.8])
+    del old["details"]["a_k4_loss"]["diagnosis"]["depth"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "list.json").write_text("[1, 2]")
     out = tmp_path / "pic" / "diag.png"
     assert ranking_diagnosis.main([str(a), str(b), "--recipes", "a,b", "--out", str(out)]) == 0
     assert out.stat().st_size > 1000
@@ -45,6 +50,8 @@ def test_main_writes_picture_and_numbers_and_refuses_bad_input(tmp_path, capsys)
     capsys.readouterr()
     cases = [([str(a), str(other), "--recipes", "a,b"], "different contents"),
              ([str(a), "--recipes", "a,c"], "no diagnosis for c"),
+             ([str(tmp_path / "old.json"), "--recipes", "a"], "lacks 'depth'"),
+             ([str(tmp_path / "list.json"), "--recipes", "a"], "list.json: not a ranking.py result"),
              ([str(tmp_path / "missing.json"), "--recipes", "a"], "missing.json"),
              ([str(a), "--recipes", "a", "--out", str(tmp_path / "a.png")], "would overwrite the input"),
              ([str(a), "--recipes", "a", "--out", str(tmp_path / "a.txt")], "must name a .png")]
