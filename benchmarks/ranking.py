@@ -126,7 +126,7 @@ VARIANTS: dict[str, list[str]] = {
     # finetune with the frozen teacher's soft targets only (fmnist_finetune.yaml mixes in half hard labels)
     "finetune_kd_only": [*_FT, "sandwich.distill_weight=1.0"],
     # finetune for twice its epochs (4 at the default budget): does longer training remove the width reward?
-    "finetune_long": ["train.epochs={epochs_minus_2}", "model.init={full_model}", "sandwich.teacher={full_model}"],
+    "finetune_long": ["train.epochs={epochs_minus_2}", *_FT[1:]],
     # finetune from another training seed (data order, sampled subnets; the same full network): its agreement
     # with finetune over equal-depth pairs is what the recipe knows within a depth reproducibly
     "finetune_seed1": [*_FT, "train.seed=1"],

@@ -163,7 +163,7 @@ def rank_prior(name: str, cfg: NetConfig, batch: tuple | None = None, seed: int 
         if name in ("macs", "params"):
             return math.log(float(getattr(count_cost(arch, cfg), name)))
         if name == "depth":
-            return math.log(float(sum(arch.depths)))
+            return math.log(float(arch.depth))
         state = paddle.get_rng_state()
         try:
             shape = [len(batch[1]) if batch is not None else 16, cfg.in_channels, cfg.input_size, cfg.input_size]
